@@ -1,0 +1,40 @@
+# Two commands, each self-sufficient on a fresh machine:
+#   make quickstart   creates .venv if missing, installs serkit, runs recipes/quickstart.yaml
+#   make test         creates .venv if missing, installs serkit + test extras, runs ruff and pytest
+#
+# TORCH_SPEC picks the torch build (default: the CPU wheel 2.13.0); GPU users can pass
+# e.g. TORCH_SPEC="torch" or an existing install with TORCH_SPEC="".
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.serkit-installed
+
+.PHONY: quickstart test install clean-venv
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install --quiet "$(TORCH_SPEC)"; fi
+	$(PIP) install --quiet -e ".[test]"
+	# the worked example of a dataset plugin for a low-resource language (URDU)
+	$(PIP) install --quiet --no-deps -e plugins/serkit-plugin-urdu
+	# resemblyzer pulls the webrtcvad sdist, whose module imports pkg_resources (gone in
+	# setuptools>=81); webrtcvad-wheels ships the same module without it: install it last.
+	$(PIP) install --quiet --force-reinstall --no-deps webrtcvad-wheels
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/serkit run recipes/quickstart.yaml --out runs/quickstart
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check serkit tests plugins
+	$(PY) -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

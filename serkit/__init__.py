@@ -1,0 +1,92 @@
+"""serkit: multilingual speech emotion recognition for low-resource languages.
+
+Public API (importing ``serkit`` is cheap; torch is imported by the functions that train)::
+
+    from serkit import hookimpl, Registry, ComponentParams, load_recipe, run
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from serkit.errors import (
+    AudioError,
+    CacheError,
+    DatasetError,
+    ModelError,
+    PluginError,
+    RecipeError,
+    SerkitError,
+)
+from serkit.hookspecs import hookimpl
+from serkit.interfaces import (
+    Component,
+    ComponentParams,
+    Dataset,
+    Encoder,
+    Extractor,
+    Fusion,
+    Head,
+    Loss,
+    Optimizer,
+)
+from serkit.registry import Registry
+
+__all__ = [
+    "AudioError",
+    "CacheError",
+    "Component",
+    "ComponentParams",
+    "Dataset",
+    "DatasetError",
+    "Encoder",
+    "Extractor",
+    "Fusion",
+    "Head",
+    "Loss",
+    "ModelError",
+    "Optimizer",
+    "PluginError",
+    "RecipeError",
+    "Registry",
+    "SerkitError",
+    "__version__",
+    "get_registry",
+    "hookimpl",
+    "load_recipe",
+    "run",
+]
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("serkit")
+except Exception:  # pragma: no cover - running from an uninstalled tree
+    __version__ = "0+unknown"
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, with built-ins and installed plugins loaded."""
+    from serkit.plugins import get_registry as _get
+
+    return _get()
+
+
+def load_recipe(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """Load and validate a recipe file; returns the Recipe model instance."""
+    from serkit.config.recipe import load_recipe as _load
+
+    return _load(path, overrides)[0]
+
+
+def run(recipe: Any, out: str | None = None, progress: bool = True) -> str:
+    """Run a recipe (a path or a loaded Recipe); returns the run folder path."""
+    from pathlib import Path
+
+    from serkit.engine.run import run_recipe
+
+    source = "<recipe>"
+    if isinstance(recipe, (str, Path)):
+        source = str(recipe)
+        recipe = load_recipe(str(recipe))
+    return str(run_recipe(recipe, out=Path(out) if out else None, source=source, progress=progress))

@@ -1,0 +1,209 @@
+"""The ``serkit`` command line.
+
+Importing this module is cheap: torch and the components' heavy libraries are imported
+only by the commands that need them (``run``), so ``serkit --help``, ``serkit plugins``
+and ``serkit validate`` answer quickly.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from serkit.errors import SerkitError
+
+__all__ = ["cli", "main"]
+
+
+def _plugin_warnings() -> None:
+    from serkit.plugins import get_plugin_manager
+
+    for err in get_plugin_manager().errors:
+        click.secho(f"warning: {err}", fg="yellow", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="serkit", prog_name="serkit")
+@click.option(
+    "--no-plugin",
+    "no_plugin",
+    multiple=True,
+    metavar="NAME",
+    help="Do not load this plugin (entry-point or distribution name); repeatable.",
+)
+def cli(no_plugin: tuple[str, ...]) -> None:
+    """serkit: multilingual speech emotion recognition for low-resource languages.
+
+    \b
+    serkit run recipes/quickstart.yaml      train and evaluate a recipe
+    serkit validate R.yaml                  check a recipe, listing every problem
+    serkit plugins                          list every component and who provides it
+    serkit schema                           JSON schema of recipes
+    """
+
+
+@cli.command()
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a recipe field; repeatable.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: runs/<name>-<timestamp>).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
+    """Train and evaluate RECIPE; writes results.json, report.md and checkpoints."""
+    from serkit.config.recipe import load_recipe
+
+    _plugin_warnings()
+    rec, _ = load_recipe(recipe, overrides)
+    from serkit.engine.run import run_recipe
+
+    run_recipe(rec, out=out, source=str(recipe), progress=not quiet)
+
+
+@cli.command()
+@click.argument("recipes", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
+    help="Override a recipe field; repeatable.",
+)
+def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
+    """Check RECIPES without running them; report every problem with its path and line."""
+    from serkit.config.recipe import load_recipe
+    from serkit.errors import RecipeError
+
+    _plugin_warnings()
+    failed = 0
+    for path in recipes:
+        try:
+            load_recipe(path, overrides)
+        except RecipeError as err:
+            failed += 1
+            click.secho(str(err), fg="red", err=True)
+        else:
+            click.echo(f"{path}: ok")
+    if failed:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--indent", default=2, show_default=True, help="JSON indentation.")
+def schema(indent: int) -> None:
+    """Print the JSON schema of recipes (for editors and docs)."""
+    from serkit.config.recipe import recipe_model
+
+    click.echo(json.dumps(recipe_model().model_json_schema(), indent=indent))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List every registered component by kind, with the distribution that provides it."""
+    from serkit.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    rows = [
+        {
+            "kind": kind,
+            "name": name,
+            "plugin": e.plugin,
+            "distribution": e.distribution,
+            "description": e.cls.describe(),
+        }
+        for kind, name, e in manager.registry
+    ]
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "components": rows,
+                    "plugins": [p.__dict__ for p in manager.plugins],
+                    "errors": [str(e) for e in manager.errors],
+                },
+                indent=2,
+            )
+        )
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title="serkit components", show_lines=False)
+    for col in ("kind", "name", "distribution", "description"):
+        table.add_column(col)
+    versions = {p.distribution: p.version for p in manager.plugins}
+    for r in rows:
+        dist = r["distribution"] + (
+            f" {versions[r['distribution']]}" if versions.get(r["distribution"]) else ""
+        )
+        table.add_row(r["kind"], r["name"], dist, r["description"])
+    console.print(table)
+    for err in manager.errors:
+        console.print(f"[yellow]warning:[/] {err}")
+
+
+def _add_builtin_groups() -> None:
+    from serkit.cli.plugin_cmd import plugin
+
+    cli.add_command(plugin)
+
+
+_add_builtin_groups()
+
+
+def _preparse_blocked(argv: list[str]) -> list[str]:
+    blocked = []
+    for i, a in enumerate(argv):
+        if a == "--no-plugin" and i + 1 < len(argv):
+            blocked.append(argv[i + 1])
+        elif a.startswith("--no-plugin="):
+            blocked.append(a.split("=", 1)[1])
+    return blocked
+
+
+def _add_plugin_commands() -> None:
+    from serkit.plugins import get_plugin_manager
+
+    try:
+        get_plugin_manager().hook.serkit_add_cli_commands(cli=cli)
+    except Exception as err:  # a plugin's CLI must not break serkit's
+        click.secho(f"warning: a plugin failed to add CLI commands: {err}", fg="yellow", err=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: SerkitError -> one clear message, exit code 2."""
+    from serkit.plugins import configure_plugins
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    configure_plugins(_preparse_blocked(args))
+    _add_plugin_commands()
+    try:
+        cli.main(args=args, prog_name="serkit", standalone_mode=False)
+    except SerkitError as err:
+        click.secho(f"error: {err}", fg="red", err=True)
+        raise SystemExit(2) from None
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        raise SystemExit(130) from None
+    except click.ClickException as err:
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        raise SystemExit(130) from None

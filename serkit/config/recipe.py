@@ -1,0 +1,508 @@
+"""The recipe model, built from the registry, and recipe validation.
+
+For each component kind the model holds a discriminated union over the registered
+``Params`` (``type: <name>``). Every problem of a recipe is reported at once, one line
+each: ``dotted.path (line N): message``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+
+from serkit.config.loader import LineMap, apply_overrides, load_yaml_with_lines, substitute_env
+from serkit.errors import RecipeError
+from serkit.registry import Registry, closest
+
+__all__ = [
+    "DomainSpec",
+    "RandomProtocol",
+    "Recipe",
+    "SpeakerProtocol",
+    "StreamSpec",
+    "load_recipe",
+    "recipe_model",
+    "validate_recipe_data",
+]
+
+_ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class RandomProtocol(_Section):
+    """The paper's split: random stratified test set, then train/val from the rest."""
+
+    type: Literal["random"] = "random"
+    test: float = Field(0.2, gt=0, lt=1, description="Fraction of each domain held out for test.")
+    val: float = Field(
+        0.2, gt=0, lt=1, description="Fraction of the remaining utterances used for validation."
+    )
+
+
+class SpeakerProtocol(_Section):
+    """Speaker-independent k-fold cross-validation: no speaker is in two sets."""
+
+    type: Literal["speaker"] = "speaker"
+    k: int | Literal["all"] = Field(
+        5, description="Number of speaker-disjoint folds, or 'all' for leave-one-speaker-out."
+    )
+    val_speakers: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="Fraction of each fold's training speakers held out for validation (at least one).",
+    )
+    folds: list[int] | None = Field(
+        None, description="Run only these folds (0-based); default: every fold."
+    )
+
+    @field_validator("k")
+    @classmethod
+    def _k_at_least_two(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 2:
+            raise ValueError("k must be at least 2 (or 'all')")
+        return v
+
+
+Protocol = Annotated[RandomProtocol | SpeakerProtocol, Field(discriminator="type")]
+
+
+class TrainSpec(_Section):
+    """Training loop settings."""
+
+    epochs: int = Field(20, ge=1, description="Training epochs per run.")
+    batch_size: int = Field(32, ge=1, description="Utterances per batch (one domain per batch).")
+    select_by: Literal["val_ua", "val_wa", "val_loss"] = Field(
+        "val_ua", description="Validation metric that picks the checkpoint (mean over domains)."
+    )
+    grad_clip: float | None = Field(
+        5.0, gt=0, description="Max gradient norm; null disables clipping."
+    )
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes for training.")
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many epochs without improvement; null: never."
+    )
+
+
+class DataSpec(_Section):
+    """Audio handling and extraction settings."""
+
+    on_bad_audio: Literal["error", "skip"] = Field(
+        "error",
+        description="'error' stops at the first unreadable/empty/silent file; 'skip' leaves it out "
+        "and lists it in the run folder (bad_files.json).",
+    )
+    extract_workers: int = Field(2, ge=0, description="Parallel audio loaders during extraction.")
+    extract_batch_size: int = Field(16, ge=1, description="Utterances per extractor call.")
+
+
+class StoreSpec(_Section):
+    """Feature store settings."""
+
+    root: str | None = Field(
+        None, description="Folder of the feature stores; default $SERKIT_CACHE/features."
+    )
+    dtype: Literal["float32", "float16"] = Field(
+        "float32", description="Storage precision (float16 halves disk use; read back as float32)."
+    )
+
+
+def _component_union(registry: Registry, kind: str) -> Any:
+    members = []
+    for name in registry.names(kind):
+        cls = registry.get(kind, name)
+        spec = create_model(
+            f"{kind}:{name}",
+            __base__=cls.Params,
+            __doc__=cls.__doc__ or cls.Params.__doc__,
+            type=(Literal[name], Field(description=f"Registered {kind} name.")),
+        )
+        members.append(spec)
+    if not members:
+        return Annotated[dict, Field(description=f"no {kind} is registered")]
+    if len(members) == 1:
+        return members[0]
+    return Annotated[Union[tuple(members)], Field(discriminator="type")]  # noqa: UP007
+
+
+class StreamSpec(_Section):
+    """Placeholder for typing; the real class is built per registry."""
+
+
+class DomainSpec(_Section):
+    """Placeholder for typing; the real class is built per registry."""
+
+
+class Recipe(_Section):
+    """Placeholder for typing; the real class is built per registry by :func:`build_recipe_model`."""
+
+
+def build_recipe_model(registry: Registry) -> type[BaseModel]:
+    """Create the Recipe pydantic model for the components in ``registry``."""
+    dataset = _component_union(registry, "dataset")
+    extractor = _component_union(registry, "extractor")
+    encoder = _component_union(registry, "encoder")
+    fusion = _component_union(registry, "fusion")
+    head = _component_union(registry, "head")
+    loss = _component_union(registry, "loss")
+    optimizer = _component_union(registry, "optimizer")
+
+    domain_spec = create_model(
+        "DomainSpec",
+        __base__=_Section,
+        __doc__="One domain (a language or corpus): its dataset and per-domain settings.",
+        dataset=(dataset, Field(description="The dataset component of this domain.")),
+        aux_weight=(
+            float | None,
+            Field(
+                None,
+                ge=0,
+                description="Weight of the auxiliary loss for this domain "
+                "(default: the aux loss's own weight).",
+            ),
+        ),
+    )
+    stream_spec = create_model(
+        "StreamSpec",
+        __base__=_Section,
+        __doc__="A feature stream: an extractor, plus an encoder when it yields sequences.",
+        extractor=(extractor, Field(description="Waveform -> features.")),
+        encoder=(
+            encoder | None,
+            Field(None, description="Sequence -> vector; required for sequence extractors."),
+        ),
+    )
+    loss_spec = create_model(
+        "LossSpec",
+        __base__=_Section,
+        __doc__="The main loss (on logits) and an optional auxiliary loss.",
+        main=(
+            loss,
+            Field(default_factory=lambda: {"type": "cross_entropy"}, description="Main loss."),
+        ),
+        aux=(loss | None, Field(None, description="Auxiliary loss added to the main one.")),
+    )
+    fields: dict[str, Any] = {
+        "name": (str, Field(description="Run name (used in the default run folder name).")),
+        "description": (str, Field("", description="Free text shown in the report.")),
+        "seed": (int, Field(0, description="Base seed; repeat r uses seed + r.")),
+        "repeats": (
+            int,
+            Field(1, ge=1, description="Independent runs with seeds seed..seed+repeats-1."),
+        ),
+        "device": (
+            str,
+            Field(
+                "auto",
+                pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$",
+                description="auto, cpu, cuda, cuda:N or mps.",
+            ),
+        ),
+        "protocol": (
+            Protocol,
+            Field(default_factory=lambda: {"type": "random"}, description="Evaluation protocol."),
+        ),
+        "domains": (
+            dict[str, domain_spec],
+            Field(min_length=1, description="Domain id -> domain; one head per domain."),
+        ),
+        "features": (
+            dict[str, stream_spec],
+            Field(min_length=1, description="Stream id -> extractor (+ encoder)."),
+        ),
+        "fusion": (
+            fusion,
+            Field(
+                default_factory=lambda: {"type": "concat"}, description="How streams are merged."
+            ),
+        ),
+        "heads": (
+            dict[str, head],
+            Field(
+                default_factory=lambda: {"default": {"type": "mlp"}},
+                description="Domain id (or 'default') -> classification head.",
+            ),
+        ),
+        "loss": (loss_spec, Field(default_factory=dict, description="Losses.")),
+        "optimizer": (
+            optimizer,
+            Field(default_factory=lambda: {"type": "adamw"}, description="Optimizer."),
+        ),
+        "train": (TrainSpec, Field(default_factory=TrainSpec, description="Training loop.")),
+        "data": (DataSpec, Field(default_factory=DataSpec, description="Audio and extraction.")),
+        "store": (StoreSpec, Field(default_factory=StoreSpec, description="Feature store.")),
+    }
+    model = create_model(
+        "Recipe",
+        __base__=_Section,
+        __doc__="A serkit recipe: data, features, model, training.",
+        **fields,
+    )
+    return model
+
+
+@functools.lru_cache(maxsize=1)
+def recipe_model() -> type[BaseModel]:
+    """The Recipe model of the process-wide registry (built once, after plugin loading)."""
+    from serkit.plugins import get_registry
+
+    return build_recipe_model(get_registry())
+
+
+# ----------------------------------------------------------------------------- errors
+_KIND_AT = {
+    ("domains", "*", "dataset"): "dataset",
+    ("features", "*", "extractor"): "extractor",
+    ("features", "*", "encoder"): "encoder",
+    ("fusion",): "fusion",
+    ("heads", "*"): "head",
+    ("loss", "main"): "loss",
+    ("loss", "aux"): "loss",
+    ("optimizer",): "optimizer",
+}
+
+
+def _kind_of(path: Sequence[str | int]) -> str | None:
+    for pattern, kind in _KIND_AT.items():
+        if len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path, strict=True)):
+            return kind
+    return None
+
+
+def _data_path(loc: Sequence[str | int], data: Any) -> tuple[list[str | int], Any]:
+    """Map a pydantic ``loc`` (with union tags and validator names) onto the data path."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and not (isinstance(part, str) and part in node):
+            # a union tag (the node's type) or a validator name: not part of the data
+            if isinstance(part, str) and (
+                part == node.get("type") or "[" in part or part in ("random", "speaker")
+            ):
+                continue
+            path.append(part)
+            node = None
+        else:
+            path.append(part)
+            node = None
+    return path, node
+
+
+def _section_fields(
+    model: type[BaseModel], path: Sequence[str | int], registry: Registry, data: Any
+) -> list[str] | None:
+    kind = _kind_of(path)
+    if kind is not None:
+        node = data
+        for p in path:
+            node = node[p] if isinstance(node, (dict, list)) else None
+        name = node.get("type") if isinstance(node, dict) else None
+        if isinstance(name, str) and (kind, name) in registry:
+            return ["type", *registry.get(kind, name).Params.model_fields]
+        return None
+    sub: Any = model
+    for p in path:
+        if isinstance(p, int):
+            return None
+        ann = getattr(sub, "model_fields", {}).get(p)
+        if ann is None:
+            if path and path[0] in ("domains", "features") and len(path) >= 2:
+                continue
+            return None
+        sub = ann.annotation
+        args = getattr(sub, "__args__", ())
+        if args and not (isinstance(sub, type) and issubclass(sub, BaseModel)):
+            cand = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            sub = cand[-1] if cand else sub
+    if isinstance(sub, type) and issubclass(sub, BaseModel):
+        return list(sub.model_fields)
+    return None
+
+
+def _format_error(
+    err: dict[str, Any], data: Any, model: type[BaseModel], registry: Registry
+) -> tuple[list[str | int], str]:
+    loc = list(err.get("loc", ()))
+    etype = err.get("type", "")
+    path, _ = _data_path(loc, data)
+    msg = err.get("msg", "invalid")
+    if etype in ("union_tag_invalid", "union_tag_not_found", "literal_error") and (
+        etype != "literal_error" or (path and path[-1] == "type")
+    ):
+        comp_path = path[:-1] if path and path[-1] == "type" else path
+        kind = _kind_of(comp_path)
+        if kind is not None:
+            tag = (err.get("ctx") or {}).get("tag")
+            if tag is None:
+                node = data
+                for p in comp_path:
+                    node = node.get(p) if isinstance(node, dict) else None
+                tag = node.get("type") if isinstance(node, dict) else None
+            if tag is None:
+                return [*comp_path, "type"], (
+                    f"missing 'type'; available {kind} types: {', '.join(registry.names(kind))}"
+                )
+            text = registry.unknown_message(kind, str(tag))
+            if isinstance(tag, str) and ("." in tag or ":" in tag):
+                text += " (recipes name registered components, never import paths)"
+            return [*comp_path, "type"], text
+        if etype == "union_tag_invalid" and path and path[0] == "protocol":
+            tag = (err.get("ctx") or {}).get("tag")
+            near = closest(str(tag), ["random", "speaker"])
+            extra = f"; did you mean {near!r}?" if near else ""
+            return [
+                "protocol",
+                "type",
+            ], f"unknown protocol {tag!r}; available: random, speaker{extra}"
+    if etype == "extra_forbidden":
+        field = path[-1] if path else "?"
+        allowed = _section_fields(model, path[:-1], registry, data)
+        text = f"unknown field {field!r}"
+        if allowed:
+            near = closest(str(field), [a for a in allowed if a != "type"])
+            if near:
+                text += f"; did you mean {near!r}?"
+            text += f" (fields: {', '.join(a for a in allowed if a != 'type')})"
+        return path, text
+    if etype == "missing":
+        return path, "required field is missing"
+    value = err.get("input")
+    if (
+        etype.endswith("_type")
+        or etype.endswith("_parsing")
+        or etype in ("model_type", "dict_type")
+    ):
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return path, f"{msg} (got {shown})"
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return path, msg
+
+
+def validate_recipe_data(
+    data: dict[str, Any],
+    lines: LineMap | None = None,
+    source: str = "<recipe>",
+    registry: Registry | None = None,
+) -> Any:
+    """Validate a recipe mapping against the registry's Recipe model.
+
+    Returns:
+        The validated Recipe instance.
+
+    Raises:
+        RecipeError: listing every problem as ``path (line N): message``.
+    """
+    from serkit.plugins import get_registry
+
+    lines = lines or LineMap()
+    reg = registry or get_registry()
+    model = recipe_model() if registry is None else build_recipe_model(reg)
+    try:
+        recipe = model.model_validate(data)
+    except ValidationError as err:
+        problems = []
+        seen = set()
+        for e in err.errors(include_url=False):
+            path, text = _format_error(e, data, model, reg)
+            key = (tuple(path), text)
+            if key in seen:
+                continue
+            seen.add(key)
+            problems.append(
+                (".".join(str(p) for p in path) or "<root>", lines.line(tuple(path)), text)
+            )
+        raise RecipeError(_problems_message(source, problems), problems) from None
+    problems = check_recipe(recipe, reg, lines)
+    if problems:
+        raise RecipeError(_problems_message(source, problems), problems)
+    return recipe
+
+
+def _problems_message(source: str, problems: list[tuple[str, int | None, str]]) -> str:
+    head = f"{source}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    body = "\n".join(
+        f"  {path}{f' (line {line})' if line else ' (--set)' if line is None and path != '<root>' else ''}: {text}"
+        for path, line, text in problems
+    )
+    return f"{head}\n{body}"
+
+
+def check_recipe(
+    recipe: Any, registry: Registry, lines: LineMap
+) -> list[tuple[str, int | None, str]]:
+    """Checks that span fields: ids, heads per domain, encoders on sequence streams."""
+    problems: list[tuple[str, int | None, str]] = []
+
+    def add(path: tuple[str | int, ...], text: str) -> None:
+        problems.append((".".join(map(str, path)), lines.line(path), text))
+
+    for section in ("domains", "features"):
+        for key in getattr(recipe, section):
+            if not _ID_RE.match(key):
+                add(
+                    (section, key),
+                    f"id {key!r} must start with a letter and use letters, digits, '_' or '-'",
+                )
+    domains = list(recipe.domains)
+    for key in recipe.heads:
+        if key != "default" and key not in recipe.domains:
+            add(
+                ("heads", key),
+                f"no domain {key!r}; heads are keyed by domain id or 'default' "
+                f"(domains: {', '.join(domains)})",
+            )
+    if "default" not in recipe.heads:
+        for d in domains:
+            if d not in recipe.heads:
+                add(("heads",), f"domain {d!r} has no head and there is no 'default' head")
+    for sid, stream in recipe.features.items():
+        try:
+            ext = registry.create("extractor", stream.extractor)
+            output = ext.output
+        except Exception as err:  # params valid but inconsistent
+            add(("features", sid, "extractor"), str(err))
+            continue
+        if output == "sequence" and stream.encoder is None:
+            add(
+                ("features", sid, "encoder"),
+                f"extractor '{ext.name}' yields sequences; add an encoder "
+                f"(available: {', '.join(registry.names('encoder'))})",
+            )
+        if output == "vector" and stream.encoder is not None:
+            add(
+                ("features", sid, "encoder"),
+                f"extractor '{ext.name}' yields one vector per utterance; remove the encoder",
+            )
+    return problems
+
+
+def load_recipe(
+    path: str | Path, overrides: Iterable[str] = (), registry: Registry | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Load, substitute, override and validate a recipe file.
+
+    Returns:
+        ``(recipe, data)``: the validated model and the resolved mapping it came from.
+    """
+    data, lines = load_yaml_with_lines(path)
+    data = substitute_env(data, lines)
+    data = apply_overrides(data, list(overrides), lines)
+    recipe = validate_recipe_data(data, lines, str(path), registry)
+    return recipe, data

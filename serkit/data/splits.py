@@ -1,0 +1,139 @@
+"""Train/val/test splits: the paper's random split and speaker-independent folds.
+
+All functions work on index lists of one domain's utterances and are deterministic
+for a given seed, so two people running the same recipe get the same splits (they are
+also written to the run folder).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from serkit.errors import DatasetError
+
+__all__ = ["Split", "random_split", "speaker_folds", "speaker_split"]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices (into a domain's utterance list) of the three sets of one run."""
+
+    train: tuple[int, ...]
+    val: tuple[int, ...]
+    test: tuple[int, ...]
+
+    def role_of(self) -> dict[int, str]:
+        """Index -> ``"train"`` / ``"val"`` / ``"test"``."""
+        out = dict.fromkeys(self.train, "train")
+        out.update(dict.fromkeys(self.val, "val"))
+        out.update(dict.fromkeys(self.test, "test"))
+        return out
+
+
+def _stratified_take(
+    indices: Sequence[int], labels: Sequence[str], fraction: float, rng: np.random.Generator
+) -> tuple[list[int], list[int]]:
+    """Split ``indices`` into (taken, rest), taking ``fraction`` of each label's items.
+
+    Every label with at least 2 items keeps at least one item on each side.
+    """
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i in indices:
+        by_label[labels[i]].append(i)
+    taken: list[int] = []
+    rest: list[int] = []
+    for label in sorted(by_label):
+        items = np.array(by_label[label])
+        items = items[rng.permutation(len(items))]
+        n = len(items)
+        k = round(n * fraction)
+        if n >= 2:
+            k = min(max(k, 1), n - 1)
+        else:
+            k = 0
+        taken.extend(int(x) for x in items[:k])
+        rest.extend(int(x) for x in items[k:])
+    return sorted(taken), sorted(rest)
+
+
+def random_split(
+    labels: Sequence[str], *, test: float = 0.2, val: float = 0.2, seed: int = 0
+) -> Split:
+    """The paper's split: stratified ``test`` fraction, then ``val`` of the rest.
+
+    Speakers are ignored: test speakers are also training speakers.
+    """
+    rng = np.random.default_rng(seed)
+    all_idx = list(range(len(labels)))
+    test_idx, rest = _stratified_take(all_idx, labels, test, rng)
+    val_idx, train_idx = _stratified_take(rest, labels, val, rng)
+    return Split(tuple(train_idx), tuple(val_idx), tuple(test_idx))
+
+
+def speaker_folds(speakers: Sequence[str], k: int | str, seed: int = 0) -> list[list[str]]:
+    """Assign speakers to ``k`` folds (``"all"``: one speaker per fold).
+
+    Speakers are shuffled with ``seed``, then assigned largest-first to the fold with
+    the fewest utterances so far, which balances fold sizes.
+
+    Raises:
+        DatasetError: fewer than 2 speakers, or more folds than speakers.
+    """
+    counts = Counter(speakers)
+    names = sorted(counts)
+    if len(names) < 2:
+        raise DatasetError(
+            f"speaker-independent folds need at least 2 speakers; found {len(names)} ({', '.join(names)})"
+        )
+    n_folds = len(names) if k == "all" else int(k)
+    if n_folds > len(names):
+        raise DatasetError(
+            f"k={n_folds} speaker folds but only {len(names)} speakers; use k <= {len(names)} or k: all"
+        )
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    order.sort(key=lambda s: -counts[s])  # stable: ties keep the shuffled order
+    folds: list[list[str]] = [[] for _ in range(n_folds)]
+    sizes = [0] * n_folds
+    for spk in order:
+        j = min(range(n_folds), key=lambda f: (sizes[f], f))
+        folds[j].append(spk)
+        sizes[j] += counts[spk]
+    return [sorted(f) for f in folds]
+
+
+def speaker_split(
+    labels: Sequence[str],
+    speakers: Sequence[str],
+    test_speakers: Sequence[str],
+    *,
+    val_speakers: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Test = utterances of ``test_speakers``; val = a fraction of the other speakers.
+
+    At least one training speaker goes to validation when there are two or more; with
+    a single training speaker, validation falls back to a stratified 20% of its
+    utterances (and the split is still speaker-independent between train and test).
+    """
+    test_set = set(test_speakers)
+    train_spk = sorted({s for s in speakers if s not in test_set})
+    if not train_spk:
+        raise DatasetError(
+            "speaker split: every speaker is a test speaker; nothing left to train on"
+        )
+    rng = np.random.default_rng(seed)
+    test_idx = [i for i, s in enumerate(speakers) if s in test_set]
+    rest = [i for i, s in enumerate(speakers) if s not in test_set]
+    if len(train_spk) >= 2:
+        n_val = min(max(1, round(len(train_spk) * val_speakers)), len(train_spk) - 1)
+        chosen = {train_spk[i] for i in rng.permutation(len(train_spk))[:n_val]}
+        val_idx = [i for i in rest if speakers[i] in chosen]
+        train_idx = [i for i in rest if speakers[i] not in chosen]
+    else:
+        val_idx, train_idx = _stratified_take(rest, labels, 0.2, rng)
+    return Split(tuple(sorted(train_idx)), tuple(sorted(val_idx)), tuple(sorted(test_idx)))

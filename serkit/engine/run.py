@@ -1,0 +1,423 @@
+"""``serkit run``: datasets -> features -> splits -> repeats x folds of training -> run folder."""
+
+from __future__ import annotations
+
+import csv
+import io
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serkit.data.splits import Split, random_split, speaker_folds, speaker_split
+from serkit.data.utterance import Utterance
+from serkit.errors import DatasetError, SerkitError
+from serkit.io import atomic_write_json, atomic_write_text
+from serkit.paths import cache_dir
+from serkit.plugins import get_plugin_manager
+
+__all__ = ["default_run_dir", "run_recipe"]
+
+
+@dataclass
+class DomainData:
+    """A domain's utterances (after dropping bad audio) and label list."""
+
+    utterances: list[Utterance]
+    labels: list[str]
+    keys: dict[str, list[str]]  # stream id -> store key per utterance
+
+    @property
+    def targets(self) -> list[int]:
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return [index[u.label] for u in self.utterances]
+
+
+def default_run_dir(name: str, base: Path = Path("runs")) -> Path:
+    """``runs/<name>-<YYYYmmdd-HHMMSS>`` (suffixed if it exists)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = base / f"{name}-{stamp}"
+    n = 1
+    while path.exists():
+        n += 1
+        path = base / f"{name}-{stamp}-{n}"
+    return path
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _environment(device: str) -> dict[str, Any]:
+    import torch
+
+    manager = get_plugin_manager()
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "device": device,
+        "argv": sys.argv,
+        "plugins": [
+            {
+                "name": p.name,
+                "distribution": p.distribution,
+                "version": p.version,
+                "module": p.module,
+            }
+            for p in manager.plugins
+        ],
+        "plugin_errors": [str(e) for e in manager.errors],
+    }
+
+
+def load_domains(recipe: Any) -> dict[str, list[Utterance]]:
+    """Instantiate every domain's dataset; report all missing/broken datasets at once."""
+    registry = get_plugin_manager().registry
+    out: dict[str, list[Utterance]] = {}
+    problems: list[str] = []
+    for domain, spec in recipe.domains.items():
+        ds = registry.create("dataset", spec.dataset)
+        try:
+            out[domain] = ds.utterances()
+        except DatasetError as err:
+            hint = f"\n    how to get it: {ds.how_to_get}" if ds.how_to_get else ""
+            hint += f"\n    see {ds.homepage}" if ds.homepage else ""
+            problems.append(f"  domains.{domain} ({ds.name}): {err}{hint}")
+    if problems:
+        raise DatasetError("cannot load the recipe's datasets:\n" + "\n".join(problems))
+    return out
+
+
+def _splits_for(
+    recipe: Any,
+    domain: DomainData,
+    repeat: int,
+    fold: int,
+    n_folds: int,
+    fold_lists: list[list[str]] | None,
+) -> Split:
+    labels = [u.label for u in domain.utterances]
+    proto = recipe.protocol
+    if proto.type == "random":
+        return random_split(labels, test=proto.test, val=proto.val, seed=recipe.seed + repeat)
+    assert fold_lists is not None
+    speakers = [u.speaker for u in domain.utterances]
+    return speaker_split(
+        labels,
+        speakers,
+        fold_lists[fold % len(fold_lists)],
+        val_speakers=proto.val_speakers,
+        seed=recipe.seed + 1000 * repeat + fold,
+    )
+
+
+def _write_splits(
+    run_dir: Path, domain_id: str, domain: DomainData, splits: dict[str, Split]
+) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["id", "speaker", "label", *splits])
+    roles = {name: s.role_of() for name, s in splits.items()}
+    for i, u in enumerate(domain.utterances):
+        w.writerow([u.id, u.speaker, u.label, *(roles[n].get(i, "") for n in splits)])
+    atomic_write_text(run_dir / "splits" / f"{domain_id}.csv", buf.getvalue())
+
+
+def run_recipe(
+    recipe: Any,
+    *,
+    out: Path | None = None,
+    source: str = "<recipe>",
+    progress: bool = True,
+) -> Path:
+    """Run a validated recipe end to end; returns the run folder."""
+    import torch
+
+    from serkit.engine.checkpoint import save_checkpoint
+    from serkit.engine.data import FeatureDataset, StreamInfo, make_loader
+    from serkit.engine.device import resolve_device, seed_everything
+    from serkit.engine.model import build_model
+    from serkit.engine.train import train_run
+    from serkit.features.driver import extract_features
+    from serkit.features.store import FeatureStore
+    from serkit.report.results import build_results, write_report
+
+    started = datetime.now(timezone.utc)
+    t0 = time.perf_counter()
+    console = _console()
+    manager = get_plugin_manager()
+    registry = manager.registry
+    hook = manager.hook
+    device = resolve_device(recipe.device)
+    run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = recipe.model_dump(mode="json")
+    atomic_write_text(
+        run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
+    )
+    atomic_write_json(run_dir / "environment.json", _environment(str(device)))
+    console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device})")
+    hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
+
+    # 1. datasets
+    raw = load_domains(recipe)
+    for d, utts in raw.items():
+        console.print(
+            f"  domain {d}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers"
+        )
+
+    # 2. features
+    store_root = (
+        Path(recipe.store.root).expanduser() if recipe.store.root else cache_dir() / "features"
+    )
+    streams: list[StreamInfo] = []
+    stores: dict[str, FeatureStore] = {}
+    keys: dict[str, dict[str, dict[str, str]]] = {d: {} for d in raw}
+    bad: dict[str, dict[str, str]] = {}
+    extraction: dict[str, dict[str, Any]] = {}
+    for sid, spec in recipe.features.items():
+        extractor = registry.create("extractor", spec.extractor)
+        store = FeatureStore(store_root, extractor, dtype=recipe.store.dtype)
+        stores[sid] = store
+        streams.append(StreamInfo(sid, extractor.output, extractor.dim))
+        stats = {"computed": 0, "cached": 0, "failed": 0, "seconds": 0.0, "audio_seconds": 0.0}
+        for d, utts in raw.items():
+            res = extract_features(
+                utts,
+                extractor,
+                store,
+                batch_size=recipe.data.extract_batch_size,
+                num_workers=recipe.data.extract_workers,
+                on_bad_audio=recipe.data.on_bad_audio,
+                progress=progress,
+                description=f"{sid} [{d}]",
+            )
+            keys[d][sid] = res.keys
+            for uid, path, msg in res.failed:
+                bad.setdefault(path, {"domain": d, "id": uid, "error": msg})
+            stats["computed"] += res.computed
+            stats["cached"] += res.cached
+            stats["failed"] += len(res.failed)
+            stats["seconds"] += res.seconds
+            stats["audio_seconds"] += res.audio_seconds
+        extraction[sid] = stats
+        console.print(
+            f"  features {sid}: {stats['computed']} computed, {stats['cached']} cached, "
+            f"{stats['failed']} failed ({stats['seconds']:.1f} s)"
+        )
+    if bad:
+        atomic_write_json(
+            run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())]
+        )
+        console.print(
+            f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]"
+        )
+
+    domains: dict[str, DomainData] = {}
+    for d, utts in raw.items():
+        good = [u for u in utts if all(u.id in keys[d][s.name] for s in streams)]
+        labels = sorted({u.label for u in good})
+        if len(labels) < 2:
+            raise DatasetError(
+                f"domains.{d}: needs at least 2 emotion labels to train a classifier; found {labels}"
+            )
+        domains[d] = DomainData(
+            good, labels, {s.name: [keys[d][s.name][u.id] for u in good] for s in streams}
+        )
+
+    # 3. splits
+    proto = recipe.protocol
+    fold_lists: dict[str, list[list[str]] | None] = {}
+    if proto.type == "speaker":
+        for d, dd in domains.items():
+            fold_lists[d] = speaker_folds(
+                [u.speaker for u in dd.utterances], proto.k, seed=recipe.seed
+            )
+        n_folds = max(len(f) for f in fold_lists.values() if f)
+        folds = proto.folds if proto.folds is not None else list(range(n_folds))
+        bad_folds = [f for f in folds if not 0 <= f < n_folds]
+        if bad_folds:
+            raise SerkitError(
+                f"protocol.folds: {bad_folds} out of range; there are {n_folds} folds (0..{n_folds - 1})"
+            )
+    else:
+        fold_lists = dict.fromkeys(domains)
+        n_folds, folds = 1, [0]
+    plan = [(r, f) for r in range(recipe.repeats) for f in folds]
+    splits: dict[str, dict[str, Split]] = {d: {} for d in domains}
+    for d, dd in domains.items():
+        for r, f in plan:
+            s = _splits_for(recipe, dd, r, f, n_folds, fold_lists[d])
+            train_labels = {dd.utterances[i].label for i in s.train}
+            missing = [lab for lab in dd.labels if lab not in train_labels]
+            if missing:
+                raise DatasetError(
+                    f"domains.{d}: repeat {r} fold {f} has no training utterances of {missing}; "
+                    f"use fewer folds or drop the label"
+                )
+            if not s.test or not s.val:
+                raise DatasetError(
+                    f"domains.{d}: repeat {r} fold {f} has an empty {'test' if not s.test else 'val'} set"
+                )
+            splits[d][f"r{r}-f{f}"] = s
+        _write_splits(run_dir, d, dd, splits[d])
+
+    # 4. training
+    outcomes: list[dict[str, Any]] = []
+    labels = {d: dd.labels for d, dd in domains.items()}
+    model_config = {
+        "recipe": resolved,
+        "streams": [s.__dict__ for s in streams],
+        "labels": labels,
+        "serkit_version": _version(),
+    }
+    tr = recipe.train
+    for run_no, (r, f) in enumerate(plan):
+        run_id = f"r{r}-f{f}"
+        seed = recipe.seed + r
+        seed_everything(seed * 1000 + f)
+        model = build_model(recipe, registry, streams, labels)
+        main_losses = torch.nn.ModuleDict(
+            {
+                d: registry.create("loss", recipe.loss.main).build(
+                    int(model.fusion.out_dim), len(labels[d])
+                )
+                for d in domains
+            }
+        )
+        aux_losses = None
+        aux_weights: dict[str, float] = {}
+        if recipe.loss.aux is not None:
+            aux_losses = torch.nn.ModuleDict(
+                {
+                    d: registry.create("loss", recipe.loss.aux).build(
+                        int(model.fusion.out_dim), len(labels[d])
+                    )
+                    for d in domains
+                }
+            )
+            default_w = float(getattr(recipe.loss.aux, "weight", 1.0))
+            for d, spec in recipe.domains.items():
+                aux_weights[d] = (
+                    float(spec.aux_weight) if spec.aux_weight is not None else default_w
+                )
+        params = list(model.parameters()) + list(main_losses.parameters())
+        if aux_losses is not None:
+            params += list(aux_losses.parameters())
+        optimizer = registry.create("optimizer", recipe.optimizer).build(
+            [{"params": params, "lr_scale": 1.0}]
+        )
+
+        def loader(d: str, which: str, shuffle: bool, _seed: int = seed, _run: str = run_id) -> Any:
+            dd = domains[d]
+            idx = getattr(splits[d][_run], which)
+            ds = FeatureDataset(dd.keys, stores, dd.targets, idx)
+            return make_loader(
+                ds,
+                d,
+                batch_size=tr.batch_size,
+                shuffle=shuffle,
+                seed=_seed,
+                num_workers=tr.num_workers,
+            )
+
+        train_l = {d: loader(d, "train", True) for d in domains}
+        val_l = {d: loader(d, "val", False) for d in domains}
+        test_l = {d: loader(d, "test", False) for d in domains}
+        label = f"run {run_no + 1}/{len(plan)} (repeat {r}, fold {f})"
+
+        def on_epoch(
+            epoch: int, row: dict[str, float], _r: int = r, _f: int = f, _label: str = label
+        ) -> None:
+            vals = " ".join(
+                f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/")
+            )
+            console.print(
+                f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}"
+            )
+            hook.serkit_on_epoch_end(
+                run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row
+            )
+
+        outcome = train_run(
+            model,
+            main_losses,
+            aux_losses,
+            aux_weights,
+            optimizer,
+            train_l,
+            val_l,
+            test_l,
+            epochs=tr.epochs,
+            select_by=tr.select_by,
+            grad_clip=tr.grad_clip,
+            patience=tr.patience,
+            device=device,
+            seed=seed,
+            on_epoch_end=on_epoch if progress else None,
+        )
+        save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
+        tests = " ".join(f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}" for d, m in outcome.test.items())
+        console.print(f"  {label}: best epoch {outcome.best_epoch}, test {tests}")
+        outcomes.append(
+            {
+                "id": run_id,
+                "repeat": r,
+                "fold": f,
+                "seed": seed,
+                "best_epoch": outcome.best_epoch,
+                "seconds": round(outcome.seconds, 3),
+                "val": outcome.val,
+                "test": outcome.test,
+                "history": outcome.history,
+            }
+        )
+    atomic_write_json(run_dir / "checkpoints" / "model.json", model_config)
+
+    results = build_results(
+        recipe=recipe,
+        source=source,
+        domains={
+            d: {
+                "labels": dd.labels,
+                "n_utterances": len(dd.utterances),
+                "n_speakers": len({u.speaker for u in dd.utterances}),
+            }
+            for d, dd in domains.items()
+        },
+        runs=outcomes,
+        extraction=extraction,
+        n_bad_files=len(bad),
+        started=started.isoformat(timespec="seconds"),
+        wall_seconds=time.perf_counter() - t0,
+        device=str(device),
+    )
+    atomic_write_json(run_dir / "results.json", results)
+    write_report(run_dir, results)
+    hook.serkit_on_run_end(run_dir=str(run_dir), results=results)
+    for s in stores.values():
+        s.close()
+    for d, m in results["domains"].items():
+        console.print(
+            f"[bold]{d}[/]: UA {m['ua']['mean']:.4f} ± {m['ua']['std']:.4f}   "
+            f"WA {m['wa']['mean']:.4f} ± {m['wa']['std']:.4f}   ({results['protocol']}, {len(outcomes)} run(s))"
+        )
+    console.print(f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'}")
+    return run_dir
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("serkit")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"

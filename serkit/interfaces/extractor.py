@@ -1,0 +1,72 @@
+"""Feature extractors: waveform -> a sequence ``(L, d)`` or a vector ``(d,)``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+from serkit.interfaces.base import Component
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = ["Extractor"]
+
+OutputKind = Literal["sequence", "vector"]
+
+
+class Extractor(Component):
+    """Turns 1-D float32 mono audio at ``sample_rate`` into features.
+
+    Subclasses implement :meth:`extract` (one waveform) and may override
+    :meth:`extract_batch` when batching is faster. ``version`` is part of the cache
+    key: bump it whenever the same params would give different numbers.
+    """
+
+    kind: ClassVar[str] = "extractor"
+    version: ClassVar[str] = "1"
+
+    @property
+    @abstractmethod
+    def output(self) -> OutputKind:
+        """``"sequence"`` for frame-level ``(L, d)`` features, ``"vector"`` for ``(d,)``."""
+
+    @property
+    @abstractmethod
+    def sample_rate(self) -> int:
+        """Sample rate (Hz) the extractor expects; audio is resampled to it."""
+
+    @property
+    @abstractmethod
+    def dim(self) -> int:
+        """Feature dimension ``d``."""
+
+    @abstractmethod
+    def extract(self, wav: np.ndarray) -> np.ndarray:
+        """Features of one waveform.
+
+        Args:
+            wav: float32 array ``(n_samples,)`` at :attr:`sample_rate`.
+
+        Returns:
+            float32 ``(L, d)`` when :attr:`output` is ``"sequence"``, else ``(d,)``.
+        """
+
+    def extract_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Features of several waveforms; override to batch on the model side."""
+        return [self.extract(w) for w in wavs]
+
+    def fingerprint(self) -> str:
+        """Hash of name, version and params: one feature store per fingerprint."""
+        payload = json.dumps(
+            {
+                "name": self.name,
+                "version": self.version,
+                "params": self.params.model_dump(mode="json", exclude={"type"}),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]

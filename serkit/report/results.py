@@ -1,0 +1,137 @@
+"""``results.json`` (the contract of ARCHITECTURE.md) and the human-readable ``report.md``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serkit.io import atomic_write_text
+from serkit.metrics.aggregate import mean_std
+
+__all__ = ["build_results", "render_report", "write_report"]
+
+_PROTOCOL_TEXT = {
+    "random": "random stratified split (the paper's; test speakers also appear in training)",
+    "speaker": "speaker-independent folds (no speaker in two of train/val/test)",
+}
+
+
+def build_results(
+    *,
+    recipe: Any,
+    source: str,
+    domains: dict[str, dict[str, Any]],
+    runs: list[dict[str, Any]],
+    extraction: dict[str, dict[str, Any]],
+    n_bad_files: int,
+    started: str,
+    wall_seconds: float,
+    device: str,
+) -> dict[str, Any]:
+    """Aggregate per-run test metrics into mean/std per domain."""
+    proto = recipe.protocol.model_dump(mode="json")
+    out_domains: dict[str, Any] = {}
+    for d, info in domains.items():
+        per_run = [r["test"][d] for r in runs]
+        n_classes = len(info["labels"])
+        confusion = np.zeros((n_classes, n_classes), dtype=int)
+        for m in per_run:
+            confusion += np.asarray(m["confusion"], dtype=int)
+        repeats0 = [r for r in runs if r["repeat"] == runs[0]["repeat"]]
+        out_domains[d] = {
+            "ua": mean_std([m["ua"] for m in per_run]),
+            "wa": mean_std([m["wa"] for m in per_run]),
+            "macro_f1": mean_std([m["macro_f1"] for m in per_run]),
+            "n_test": int(sum(r["test"][d]["n"] for r in repeats0)),
+            "labels": list(info["labels"]),
+            "confusion": confusion.tolist(),
+            "n_utterances": info["n_utterances"],
+            "n_speakers": info["n_speakers"],
+        }
+    return {
+        "recipe": recipe.name,
+        "source": source,
+        "protocol": proto["type"],
+        "protocol_params": proto,
+        "repeats": recipe.repeats,
+        "folds": len({r["fold"] for r in runs}),
+        "n_runs": len(runs),
+        "seed": recipe.seed,
+        "device": device,
+        "started": started,
+        "wall_seconds": round(wall_seconds, 2),
+        "domains": out_domains,
+        "extraction": extraction,
+        "n_bad_files": n_bad_files,
+        "runs": runs,
+    }
+
+
+def _pm(stat: dict[str, Any]) -> str:
+    return f"{stat['mean']:.4f} ± {stat['std']:.4f}"
+
+
+def render_report(results: dict[str, Any]) -> str:
+    """Markdown summary of a results.json mapping."""
+    proto = results["protocol"]
+    lines = [
+        f"# {results['recipe']}",
+        "",
+        f"- protocol: **{proto}** — {_PROTOCOL_TEXT.get(proto, proto)}",
+        f"- runs: {results['n_runs']} ({results['repeats']} repeat(s) x {results['folds']} fold(s)); "
+        "mean ± sample std over runs",
+        f"- device: {results['device']}; wall time {results['wall_seconds']:.1f} s; started {results['started']}",
+        "",
+        "## Test results",
+        "",
+        "| domain | UA | WA | macro-F1 | test utts / repeat | utterances | speakers | labels |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for d, m in results["domains"].items():
+        lines.append(
+            f"| {d} | {_pm(m['ua'])} | {_pm(m['wa'])} | {_pm(m['macro_f1'])} | {m['n_test']} | "
+            f"{m['n_utterances']} | {m['n_speakers']} | {', '.join(m['labels'])} |"
+        )
+    lines += ["", "UA = mean per-class recall; WA = overall accuracy.", "", "## Runs", ""]
+    domains = list(results["domains"])
+    lines.append(
+        "| run | seed | best epoch | " + " | ".join(f"{d} UA / WA" for d in domains) + " |"
+    )
+    lines.append("| --- | --- | --- | " + " | ".join("---" for _ in domains) + " |")
+    for r in results["runs"]:
+        cells = " | ".join(f"{r['test'][d]['ua']:.4f} / {r['test'][d]['wa']:.4f}" for d in domains)
+        lines.append(f"| {r['id']} | {r['seed']} | {r['best_epoch']} | {cells} |")
+    lines += ["", "## Confusion (summed over runs; rows = true, columns = predicted)", ""]
+    for d, m in results["domains"].items():
+        labs = m["labels"]
+        lines += [
+            f"### {d}",
+            "",
+            "| true \\ pred | " + " | ".join(labs) + " |",
+            "| --- | " + " | ".join("---" for _ in labs) + " |",
+        ]
+        for lab, row in zip(labs, m["confusion"], strict=True):
+            lines.append(f"| {lab} | " + " | ".join(str(x) for x in row) + " |")
+        lines.append("")
+    lines += [
+        "## Features",
+        "",
+        "| stream | computed | cached | failed | seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s, st in results["extraction"].items():
+        lines.append(
+            f"| {s} | {st['computed']} | {st['cached']} | {st['failed']} | {st['seconds']:.1f} |"
+        )
+    if results.get("n_bad_files"):
+        lines += ["", f"{results['n_bad_files']} bad audio file(s) skipped: see bad_files.json."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: Path, results: dict[str, Any]) -> Path:
+    """Write ``report.md`` into the run folder."""
+    path = Path(run_dir) / "report.md"
+    atomic_write_text(path, render_report(results))
+    return path

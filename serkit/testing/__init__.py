@@ -1,0 +1,1 @@
+"""Test helpers that ship with serkit: synthetic data, tiny recipes, plugin contract tests."""
