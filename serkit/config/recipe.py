@@ -90,6 +90,14 @@ class TrainSpec(_Section):
     patience: int | None = Field(
         None, ge=1, description="Stop after this many epochs without improvement; null: never."
     )
+    sampler: Literal["random", "balanced"] = Field(
+        "random",
+        description="'random': shuffled batches; 'balanced': each batch holds batch_size // "
+        "samples_per_class classes with samples_per_class utterances each (for contrastive losses).",
+    )
+    samples_per_class: int = Field(
+        8, ge=1, description="Utterances per class in a balanced batch (sampler: balanced)."
+    )
 
 
 class DataSpec(_Section):
@@ -102,6 +110,19 @@ class DataSpec(_Section):
     )
     extract_workers: int = Field(2, ge=0, description="Parallel audio loaders during extraction.")
     extract_batch_size: int = Field(16, ge=1, description="Utterances per extractor call.")
+    speaker_norm: bool = Field(
+        False,
+        description="Standardise every stream per speaker (mean/std over the speaker's utterances). "
+        "Transductive: test speakers' statistics come from their own unlabelled features. Only sound "
+        "when each speaker covers (nearly) every label, as in acted corpora.",
+    )
+    speaker_norm_min_coverage: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Warn when speaker_norm is on and a speaker covers less than this fraction of "
+        "the domain's labels.",
+    )
 
 
 class StoreSpec(_Section):
@@ -167,6 +188,14 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 ge=0,
                 description="Weight of the auxiliary loss for this domain "
                 "(default: the aux loss's own weight).",
+            ),
+        ),
+        head=(
+            str | None,
+            Field(
+                None,
+                description="Head id (default: the domain id). Domains naming the same head share one "
+                "tower over the union of their labels (the paper's 'Base' model).",
             ),
         ),
     )
@@ -460,24 +489,32 @@ def check_recipe(
                     (section, key),
                     f"id {key!r} must start with a letter and use letters, digits, '_' or '-'",
                 )
-    domains = list(recipe.domains)
+    head_ids = {d: (spec.head or d) for d, spec in recipe.domains.items()}
+    used = sorted(set(head_ids.values()))
     for key in recipe.heads:
-        if key != "default" and key not in recipe.domains:
+        if key != "default" and key not in used:
             add(
                 ("heads", key),
-                f"no domain {key!r}; heads are keyed by domain id or 'default' "
-                f"(domains: {', '.join(domains)})",
+                f"no domain uses head {key!r}; heads are keyed by head id (a domain id unless the domain "
+                f"sets 'head') or 'default' (head ids: {', '.join(used)})",
             )
     if "default" not in recipe.heads:
-        for d in domains:
-            if d not in recipe.heads:
-                add(("heads",), f"domain {d!r} has no head and there is no 'default' head")
+        for h in used:
+            if h not in recipe.heads:
+                add(("heads",), f"head {h!r} is not defined and there is no 'default' head")
     for sid, stream in recipe.features.items():
         try:
             ext = registry.create("extractor", stream.extractor)
             output = ext.output
         except Exception as err:  # params valid but inconsistent
             add(("features", sid, "extractor"), str(err))
+            continue
+        if getattr(ext, "trainable", False):
+            if stream.encoder is not None:
+                add(
+                    ("features", sid, "encoder"),
+                    f"extractor '{ext.name}' is fine-tuned (it is its own encoder); remove the encoder",
+                )
             continue
         if output == "sequence" and stream.encoder is None:
             add(

@@ -11,7 +11,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from serkit.features.store import FeatureStore
 
-__all__ = ["Batch", "FeatureDataset", "StreamInfo", "collate", "domain_schedule", "make_loader"]
+__all__ = [
+    "Batch",
+    "FeatureDataset",
+    "StreamInfo",
+    "collate",
+    "domain_schedule",
+    "make_loader",
+    "speaker_stats",
+]
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class FeatureDataset(Dataset):
         stores: stream id -> open :class:`FeatureStore`.
         targets: label index per utterance.
         indices: which utterances (positions) this dataset serves.
+        speakers: speaker per utterance (aligned with ``targets``); needed with ``norms``.
+        norms: stream id -> speaker -> ``(mean (d,), std (d,))``; features are standardised
+            per speaker when given (see :func:`speaker_stats`).
     """
 
     def __init__(
@@ -63,11 +74,17 @@ class FeatureDataset(Dataset):
         stores: Mapping[str, FeatureStore],
         targets: Sequence[int],
         indices: Sequence[int],
+        speakers: Sequence[str] | None = None,
+        norms: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]] | None = None,
     ) -> None:
         self.keys = {k: list(v) for k, v in keys.items()}
         self.stores = dict(stores)
         self.targets = list(targets)
         self.indices = list(indices)
+        self.speakers = list(speakers) if speakers is not None else None
+        self.norms = {k: dict(v) for k, v in norms.items()} if norms else {}
+        if self.norms and self.speakers is None:
+            raise ValueError("FeatureDataset: norms need speakers")
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -75,7 +92,39 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], int, int]:
         pos = self.indices[i]
         feats = {s: self.stores[s].get(self.keys[s][pos]) for s in self.keys}
+        for s, per_speaker in self.norms.items():
+            mean, std = per_speaker[self.speakers[pos]]  # type: ignore[index]
+            feats[s] = ((feats[s] - mean) / std).astype(np.float32, copy=False)
         return feats, self.targets[pos], pos
+
+
+def speaker_stats(
+    keys: Sequence[str], speakers: Sequence[str], store: FeatureStore, eps: float = 1e-5
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per-speaker mean and std of one stream (over utterances, or over all frames).
+
+    Args:
+        keys: store key per utterance.
+        speakers: speaker per utterance.
+
+    Returns:
+        speaker -> ``(mean (d,), std (d,))`` with ``std >= eps``.
+    """
+    sums: dict[str, np.ndarray] = {}
+    sq: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for key, spk in zip(keys, speakers, strict=True):
+        x = store.get(key).astype(np.float64)
+        x2 = x.reshape(-1, x.shape[-1])
+        sums[spk] = sums.get(spk, 0.0) + x2.sum(axis=0)
+        sq[spk] = sq.get(spk, 0.0) + (x2**2).sum(axis=0)
+        counts[spk] = counts.get(spk, 0) + x2.shape[0]
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for spk, n in counts.items():
+        mean = sums[spk] / n
+        var = np.maximum(sq[spk] / n - mean**2, 0.0)
+        out[spk] = (mean.astype(np.float32), np.maximum(np.sqrt(var), eps).astype(np.float32))
+    return out
 
 
 def collate(items: Sequence[tuple[dict[str, np.ndarray], int, int]], domain: str) -> Batch:
@@ -112,8 +161,28 @@ def make_loader(
     shuffle: bool,
     seed: int = 0,
     num_workers: int = 0,
+    balanced_per_class: int | None = None,
 ) -> DataLoader:
-    """A DataLoader of :class:`Batch` for one domain (seeded shuffling)."""
+    """A DataLoader of :class:`Batch` for one domain (seeded shuffling).
+
+    With ``balanced_per_class = M``, batches come from a
+    :class:`~serkit.data.sampler.BalancedBatchSampler`: ``batch_size // M`` classes
+    (at least 2) with ``M`` utterances each; call ``loader.batch_sampler.set_epoch(e)``
+    before each epoch.
+    """
+    if balanced_per_class is not None:
+        from serkit.data.sampler import BalancedBatchSampler
+
+        labels = [dataset.targets[p] for p in dataset.indices]
+        sampler = BalancedBatchSampler(
+            labels,
+            classes_per_batch=max(2, batch_size // balanced_per_class),
+            samples_per_class=balanced_per_class,
+            seed=seed,
+        )
+        return DataLoader(
+            dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_Collate(domain)
+        )
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(

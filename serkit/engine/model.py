@@ -1,4 +1,4 @@
-"""The assembled model: per-stream encoders -> fusion -> per-domain heads."""
+"""The assembled model: per-stream encoders -> fusion -> per-domain (or shared) heads."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from serkit.engine.data import Batch, StreamInfo
 from serkit.errors import ModelError
 from serkit.registry import Registry
 
-__all__ = ["SerModel", "build_model"]
+__all__ = ["SerModel", "build_model", "head_plan"]
 
 
 class SerModel(nn.Module):
@@ -20,10 +20,11 @@ class SerModel(nn.Module):
 
     Args:
         streams: stream infos in recipe order.
-        encoders: stream id -> encoder network (sequence streams only).
+        encoders: stream id -> encoder network (sequence streams and fine-tuned extractors).
         fusion: fusion network (``forward(dict[str, (B, k_i)], domain) -> FusionOutput``).
-        heads: domain id -> classification tower ``(B, D) -> (B, C_domain)``.
-        labels: domain id -> label names (index order of the head's outputs).
+        heads: head id -> classification tower ``(B, D) -> (B, C_head)``.
+        head_of: domain id -> head id (several domains may share one head).
+        labels: domain id -> label names of its head's outputs (index order).
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class SerModel(nn.Module):
         encoders: Mapping[str, nn.Module],
         fusion: nn.Module,
         heads: Mapping[str, nn.Module],
+        head_of: Mapping[str, str],
         labels: Mapping[str, Sequence[str]],
     ) -> None:
         super().__init__()
@@ -39,6 +41,7 @@ class SerModel(nn.Module):
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
         self.heads = nn.ModuleDict(dict(heads))
+        self.head_of = dict(head_of)
         self.labels = {d: list(v) for d, v in labels.items()}
 
     def encode(self, streams: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -54,11 +57,25 @@ class SerModel(nn.Module):
         return out
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Any]:
-        """Logits ``(B, C_domain)`` and the fusion output for one domain's batch."""
-        if batch.domain not in self.heads:
-            raise ModelError(f"no head for domain {batch.domain!r}; heads: {', '.join(self.heads)}")
+        """Logits ``(B, C)`` of the batch's domain head, and the fusion output."""
+        head = self.head_of.get(batch.domain)
+        if head is None:
+            raise ModelError(f"no head for domain {batch.domain!r}; domains: {', '.join(self.head_of)}")
         fused = self.fusion(self.encode(batch.streams), batch.domain)
-        return self.heads[batch.domain](fused.representation), fused
+        return self.heads[head](fused.representation), fused
+
+
+def head_plan(recipe: Any, domain_labels: Mapping[str, Sequence[str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Which head each domain uses and each head's label list (union of its domains' labels).
+
+    Returns:
+        ``(head_of, head_labels)``: domain id -> head id, head id -> sorted labels.
+    """
+    head_of = {d: (recipe.domains[d].head or d) for d in domain_labels}
+    head_labels: dict[str, list[str]] = {}
+    for d, h in head_of.items():
+        head_labels[h] = sorted(set(head_labels.get(h, [])) | set(domain_labels[d]))
+    return head_of, head_labels
 
 
 def build_model(
@@ -66,22 +83,40 @@ def build_model(
     registry: Registry,
     streams: Sequence[StreamInfo],
     labels: Mapping[str, Sequence[str]],
+    head_of: Mapping[str, str] | None = None,
+    extractors: Mapping[str, Any] | None = None,
 ) -> SerModel:
-    """Create encoders, fusion and heads from a validated recipe."""
+    """Create encoders, fusion and heads from a validated recipe.
+
+    Args:
+        labels: domain id -> label list of the domain's head.
+        head_of: domain id -> head id (default: each domain its own head).
+        extractors: stream id -> extractor instance; fine-tuned (``trainable``) extractors
+            provide their own network in place of an encoder.
+    """
     encoders: dict[str, nn.Module] = {}
     dims: dict[str, int] = {}
     for info in streams:
         spec = recipe.features[info.name]
-        if info.output == "sequence":
+        ext = (extractors or {}).get(info.name)
+        if ext is not None and getattr(ext, "trainable", False):
+            enc = ext.build_trainable()
+            encoders[info.name] = enc
+            dims[info.name] = int(enc.out_dim)
+        elif info.output == "sequence":
             enc = registry.create("encoder", spec.encoder).build(info.dim)
             encoders[info.name] = enc
             dims[info.name] = int(enc.out_dim)
         else:
             dims[info.name] = info.dim
     domains = list(labels)
+    head_of = dict(head_of or {d: d for d in domains})
     fusion = registry.create("fusion", recipe.fusion).build(dims, domains)
     heads: dict[str, nn.Module] = {}
     for d in domains:
-        head_spec = recipe.heads.get(d) or recipe.heads["default"]
-        heads[d] = registry.create("head", head_spec).build(int(fusion.out_dim), len(labels[d]))
-    return SerModel(streams, encoders, fusion, heads, labels)
+        h = head_of[d]
+        if h in heads:
+            continue
+        head_spec = recipe.heads.get(h) or recipe.heads["default"]
+        heads[h] = registry.create("head", head_spec).build(int(fusion.out_dim), len(labels[d]))
+    return SerModel(streams, encoders, fusion, heads, head_of, labels)

@@ -7,6 +7,7 @@ import io
 import platform
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -144,7 +145,7 @@ def run_recipe(
     from serkit.engine.checkpoint import save_checkpoint
     from serkit.engine.data import FeatureDataset, StreamInfo, make_loader
     from serkit.engine.device import resolve_device, seed_everything
-    from serkit.engine.model import build_model
+    from serkit.engine.model import build_model, head_plan
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
@@ -179,12 +180,14 @@ def run_recipe(
         Path(recipe.store.root).expanduser() if recipe.store.root else cache_dir() / "features"
     )
     streams: list[StreamInfo] = []
+    extractors: dict[str, Any] = {}
     stores: dict[str, FeatureStore] = {}
     keys: dict[str, dict[str, dict[str, str]]] = {d: {} for d in raw}
     bad: dict[str, dict[str, str]] = {}
     extraction: dict[str, dict[str, Any]] = {}
     for sid, spec in recipe.features.items():
         extractor = registry.create("extractor", spec.extractor)
+        extractors[sid] = extractor
         store = FeatureStore(store_root, extractor, dtype=recipe.store.dtype)
         stores[sid] = store
         streams.append(StreamInfo(sid, extractor.output, extractor.dim))
@@ -221,17 +224,26 @@ def run_recipe(
             f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]"
         )
 
-    domains: dict[str, DomainData] = {}
+    own_labels: dict[str, list[str]] = {}
+    good_utts: dict[str, list[Utterance]] = {}
     for d, utts in raw.items():
-        good = [u for u in utts if all(u.id in keys[d][s.name] for s in streams)]
-        labels = sorted({u.label for u in good})
-        if len(labels) < 2:
+        good_utts[d] = [u for u in utts if all(u.id in keys[d][s.name] for s in streams)]
+        own_labels[d] = sorted({u.label for u in good_utts[d]})
+        if len(own_labels[d]) < 2:
             raise DatasetError(
-                f"domains.{d}: needs at least 2 emotion labels to train a classifier; found {labels}"
+                f"domains.{d}: needs at least 2 emotion labels to train a classifier; found {own_labels[d]}"
             )
+    head_of, head_labels = head_plan(recipe, own_labels)
+    domains: dict[str, DomainData] = {}
+    for d, good in good_utts.items():
         domains[d] = DomainData(
-            good, labels, {s.name: [keys[d][s.name][u.id] for u in good] for s in streams}
+            good, head_labels[head_of[d]], {s.name: [keys[d][s.name][u.id] for u in good] for s in streams}
         )
+    shared = {h: [d for d in head_of if head_of[d] == h] for h in head_labels}
+    for h, ds in shared.items():
+        if len(ds) > 1:
+            console.print(f"  head {h!r} is shared by {', '.join(ds)} ({len(head_labels[h])} labels)")
+    norms = _speaker_norms(recipe, domains, stores, own_labels, console) if recipe.data.speaker_norm else {}
 
     # 3. splits
     proto = recipe.protocol
@@ -257,7 +269,7 @@ def run_recipe(
         for r, f in plan:
             s = _splits_for(recipe, dd, r, f, n_folds, fold_lists[d])
             train_labels = {dd.utterances[i].label for i in s.train}
-            missing = [lab for lab in dd.labels if lab not in train_labels]
+            missing = [lab for lab in own_labels[d] if lab not in train_labels]
             if missing:
                 raise DatasetError(
                     f"domains.{d}: repeat {r} fold {f} has no training utterances of {missing}; "
@@ -277,6 +289,7 @@ def run_recipe(
         "recipe": resolved,
         "streams": [s.__dict__ for s in streams],
         "labels": labels,
+        "head_of": head_of,
         "serkit_version": _version(),
     }
     tr = recipe.train
@@ -284,7 +297,7 @@ def run_recipe(
         run_id = f"r{r}-f{f}"
         seed = recipe.seed + r
         seed_everything(seed * 1000 + f)
-        model = build_model(recipe, registry, streams, labels)
+        model = build_model(recipe, registry, streams, labels, head_of, extractors)
         main_losses = torch.nn.ModuleDict(
             {
                 d: registry.create("loss", recipe.loss.main).build(
@@ -309,17 +322,17 @@ def run_recipe(
                 aux_weights[d] = (
                     float(spec.aux_weight) if spec.aux_weight is not None else default_w
                 )
-        params = list(model.parameters()) + list(main_losses.parameters())
-        if aux_losses is not None:
-            params += list(aux_losses.parameters())
         optimizer = registry.create("optimizer", recipe.optimizer).build(
-            [{"params": params, "lr_scale": 1.0}]
+            _param_groups(model, extractors, [main_losses, aux_losses])
         )
 
         def loader(d: str, which: str, shuffle: bool, _seed: int = seed, _run: str = run_id) -> Any:
             dd = domains[d]
             idx = getattr(splits[d][_run], which)
-            ds = FeatureDataset(dd.keys, stores, dd.targets, idx)
+            ds = FeatureDataset(
+                dd.keys, stores, dd.targets, idx, [u.speaker for u in dd.utterances], norms.get(d)
+            )
+            balanced = tr.samples_per_class if (tr.sampler == "balanced" and which == "train") else None
             return make_loader(
                 ds,
                 d,
@@ -327,6 +340,7 @@ def run_recipe(
                 shuffle=shuffle,
                 seed=_seed,
                 num_workers=tr.num_workers,
+                balanced_per_class=balanced,
             )
 
         train_l = {d: loader(d, "train", True) for d in domains}
@@ -377,6 +391,7 @@ def run_recipe(
                 "seconds": round(outcome.seconds, 3),
                 "val": outcome.val,
                 "test": outcome.test,
+                "fusion": outcome.fusion,
                 "history": outcome.history,
             }
         )
@@ -388,6 +403,8 @@ def run_recipe(
         domains={
             d: {
                 "labels": dd.labels,
+                "own_labels": own_labels[d],
+                "head": head_of[d],
                 "n_utterances": len(dd.utterances),
                 "n_speakers": len({u.speaker for u in dd.utterances}),
             }
@@ -412,6 +429,49 @@ def run_recipe(
         )
     console.print(f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'}")
     return run_dir
+
+
+def _param_groups(model: Any, extractors: dict[str, Any], losses: list[Any]) -> list[dict[str, Any]]:
+    """One group at the recipe's lr, plus one per fine-tuned extractor at ``lr * lr_scale``."""
+    special: list[dict[str, Any]] = []
+    taken: set[int] = set()
+    for sid, ext in extractors.items():
+        if getattr(ext, "trainable", False) and sid in model.encoders:
+            ps = list(model.encoders[sid].parameters())
+            taken |= {id(p) for p in ps}
+            special.append({"params": ps, "lr_scale": float(ext.lr_scale), "name": f"extractor:{sid}"})
+    rest = [p for p in model.parameters() if id(p) not in taken]
+    for loss in losses:
+        if loss is not None:
+            rest += list(loss.parameters())
+    return [{"params": rest, "lr_scale": 1.0, "name": "model"}, *special]
+
+
+def _speaker_norms(
+    recipe: Any, domains: dict[str, DomainData], stores: dict[str, Any], own_labels: dict[str, list[str]], console: Any
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per-domain, per-stream, per-speaker statistics for speaker normalisation."""
+    from serkit.engine.data import speaker_stats
+
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for d, dd in domains.items():
+        speakers = [u.speaker for u in dd.utterances]
+        by_spk: dict[str, set[str]] = {}
+        for u in dd.utterances:
+            by_spk.setdefault(u.speaker, set()).add(u.label)
+        n_labels = len(own_labels[d])
+        low = sorted(s for s, labs in by_spk.items() if len(labs) / n_labels < recipe.data.speaker_norm_min_coverage)
+        if low:
+            msg = (
+                f"speaker_norm on domain {d!r}: {len(low)} of {len(by_spk)} speakers cover less than "
+                f"{recipe.data.speaker_norm_min_coverage:.0%} of its {n_labels} labels ({', '.join(low[:8])}"
+                f"{', ...' if len(low) > 8 else ''}); per-speaker standardisation then removes emotion "
+                "information along with speaker identity"
+            )
+            warnings.warn(msg, UserWarning, stacklevel=2)
+            console.print(f"  [yellow]warning:[/] {msg}")
+        out[d] = {sid: speaker_stats(dd.keys[sid], speakers, store) for sid, store in stores.items()}
+    return out
 
 
 def _version() -> str:

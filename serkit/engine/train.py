@@ -31,6 +31,7 @@ class RunOutcome:
     test: dict[str, dict[str, Any]]
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     seconds: float = 0.0
+    fusion: dict[str, Any] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -41,11 +42,16 @@ def evaluate(
     device: torch.device,
     n_classes: int,
 ) -> dict[str, Any]:
-    """Metrics (ua, wa, macro_f1, confusion, loss, n) of ``model`` on one domain's loader."""
+    """Metrics of ``model`` on one domain's loader.
+
+    Returns ua, wa, macro_f1, confusion, loss, n and, when the fusion reports gate weights
+    (``extras["gates"]``, ``(B, M)``), their mean over the utterances as ``gates``.
+    """
     model.eval()
     y_true: list[np.ndarray] = []
     y_pred: list[np.ndarray] = []
     total, count = 0.0, 0
+    gate_sum: torch.Tensor | None = None
     for batch in loader:
         batch = batch.to(device)
         logits, fused = model(batch)
@@ -54,6 +60,10 @@ def evaluate(
         count += len(batch.targets)
         y_true.append(batch.targets.cpu().numpy())
         y_pred.append(logits.argmax(dim=1).cpu().numpy())
+        gates = fused.extras.get("gates")
+        if gates is not None:
+            g = gates.detach().float().sum(dim=0).cpu()
+            gate_sum = g if gate_sum is None else gate_sum + g
     if count == 0:
         return {
             "ua": float("nan"),
@@ -66,6 +76,8 @@ def evaluate(
     out = classification_metrics(yt, yp, n_classes)
     out["loss"] = total / count
     out["n"] = count
+    if gate_sum is not None:
+        out["gates"] = [round(float(x), 6) for x in gate_sum / count]
     return out
 
 
@@ -109,6 +121,10 @@ def train_run(
     stale = 0
     for epoch in range(1, epochs + 1):
         model.train()
+        for dl in train_loaders.values():
+            set_epoch = getattr(dl.batch_sampler, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch)
         losses: list[float] = []
         for batch in iterate_epoch(train_loaders, seed * 100_003 + epoch):
             batch = batch.to(device)
@@ -117,6 +133,9 @@ def train_run(
             if aux_losses is not None and aux_weights.get(batch.domain, 0.0) > 0:
                 aux = aux_losses[batch.domain](logits, batch.targets, fused.representation)
                 loss = loss + aux_weights[batch.domain] * aux
+            penalty = fused.extras.get("penalty")
+            if penalty is not None:
+                loss = loss + penalty
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip is not None:
@@ -154,4 +173,8 @@ def train_run(
         d: evaluate(model, dl, main_losses[d], device, n_classes[d])
         for d, dl in test_loaders.items()
     }
-    return RunOutcome(best_epoch, history, best_val, test, best_state, time.perf_counter() - start)
+    summary = getattr(model.fusion, "summary", None)
+    fusion_summary = summary() if callable(summary) else {}
+    return RunOutcome(
+        best_epoch, history, best_val, test, best_state, time.perf_counter() - start, fusion_summary
+    )

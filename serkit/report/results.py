@@ -49,7 +49,10 @@ def build_results(
             "confusion": confusion.tolist(),
             "n_utterances": info["n_utterances"],
             "n_speakers": info["n_speakers"],
+            "head": info.get("head", d),
+            "own_labels": info.get("own_labels", list(info["labels"])),
         }
+        out_domains[d].update(_fusion_stats(d, runs))
     return {
         "recipe": recipe.name,
         "source": source,
@@ -67,6 +70,30 @@ def build_results(
         "n_bad_files": n_bad_files,
         "runs": runs,
     }
+
+
+def _fusion_stats(domain: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean test-set gate weight per stream and mean NAS connectivity over runs, if any."""
+    out: dict[str, Any] = {}
+    gates = [r["test"][domain].get("gates") for r in runs]
+    summaries = [r.get("fusion") or {} for r in runs]
+    experts = summaries[0].get("experts") if summaries else None
+    if gates and all(g is not None for g in gates):
+        g = np.asarray(gates, dtype=float)
+        out["gates"] = {
+            "streams": experts,
+            "mean": [round(float(x), 6) for x in g.mean(axis=0)],
+            "std": [round(float(x), 6) for x in (g.std(axis=0, ddof=1) if len(g) > 1 else np.zeros(g.shape[1]))],
+        }
+    xis = [s.get("xi", {}).get(domain) for s in summaries]
+    if xis and all(x is not None for x in xis):
+        out["nas_connectivity"] = {
+            "streams": experts,
+            "rows": "output u_i",
+            "columns": "input stream f_j",
+            "mean": np.asarray(xis, dtype=float).mean(axis=0).round(6).tolist(),
+        }
+    return out
 
 
 def _pm(stat: dict[str, Any]) -> str:
@@ -114,6 +141,14 @@ def render_report(results: dict[str, Any]) -> str:
         ]
         for lab, row in zip(labs, m["confusion"], strict=True):
             lines.append(f"| {lab} | " + " | ".join(str(x) for x in row) + " |")
+        lines.append("")
+    gated = {d: m for d, m in results["domains"].items() if "gates" in m}
+    if gated:
+        lines += ["## Gate weights (test set, mean over runs)", ""]
+        streams = next(iter(gated.values()))["gates"]["streams"] or []
+        lines += ["| domain | " + " | ".join(streams) + " |", "| --- | " + " | ".join("---" for _ in streams) + " |"]
+        for d, m in gated.items():
+            lines.append(f"| {d} | " + " | ".join(f"{x:.3f}" for x in m["gates"]["mean"]) + " |")
         lines.append("")
     lines += [
         "## Features",

@@ -118,9 +118,10 @@ def test_impossible_values_and_cross_field_checks(tmp_path: Path) -> None:
     msgs = [(p, m) for p, _, m in info.value.problems]
     assert (
         "heads.yy",
-        "no domain 'yy'; heads are keyed by domain id or 'default' (domains: xa)",
+        "no domain uses head 'yy'; heads are keyed by head id (a domain id unless the domain sets 'head') "
+        "or 'default' (head ids: xa)",
     ) in msgs
-    assert ("heads", "domain 'xa' has no head and there is no 'default' head") in msgs
+    assert ("heads", "head 'xa' is not defined and there is no 'default' head") in msgs
 
 
 def test_sequence_stream_needs_encoder(tmp_path: Path) -> None:

@@ -29,6 +29,9 @@ __all__ = ["Ge2e"]
 #: resemblyzer's sample rate, embedding size and partial window length (frames of 10 ms).
 GE2E_SAMPLE_RATE = 16000
 GE2E_DIM = 256
+#: Frames per partial window and mel channels (resemblyzer's hparams).
+WINDOW_FRAMES = 160
+MEL_CHANNELS = 40
 #: If VAD trimming leaves fewer samples than this (0.5 s), the untrimmed audio is used.
 MIN_TRIMMED_SAMPLES = GE2E_SAMPLE_RATE // 2
 #: Most partial windows in one forward pass (bounds memory for very long files).
@@ -95,14 +98,14 @@ class Ge2e(Extractor):
         )
         finetune: bool = Field(
             False,
-            description="Train the encoder with the model (used by training when the encoder "
-            "is fine-tuned; later work).",
+            description="Fine-tune the encoder with the model (the paper's setting). The store "
+            "then caches each utterance's mel windows (P, 160*40) instead of its d-vector, and "
+            "the stream needs no encoder: the GE2E network is its encoder.",
         )
         lr_scale: float = Field(
             0.01,
             gt=0,
-            description="Learning-rate multiplier of the encoder when fine-tuned (used by "
-            "training when the encoder is fine-tuned; later work).",
+            description="Learning-rate multiplier of the encoder when fine-tuned (the paper: 0.01).",
         )
 
     params: Params
@@ -117,8 +120,17 @@ class Ge2e(Extractor):
         return state
 
     @property
-    def output(self) -> Literal["vector"]:
-        return "vector"
+    def output(self) -> Literal["vector", "sequence"]:
+        return "sequence" if self.params.finetune else "vector"
+
+    @property
+    def trainable(self) -> bool:
+        """True when the encoder is fine-tuned: features are its inputs, not its outputs."""
+        return bool(self.params.finetune)
+
+    @property
+    def lr_scale(self) -> float:
+        return float(self.params.lr_scale)
 
     @property
     def sample_rate(self) -> int:
@@ -126,7 +138,18 @@ class Ge2e(Extractor):
 
     @property
     def dim(self) -> int:
-        return GE2E_DIM
+        return WINDOW_FRAMES * MEL_CHANNELS if self.params.finetune else GE2E_DIM
+
+    def build_trainable(self) -> Any:
+        """The pretrained encoder as a :class:`serkit.nn.ge2e_encoder.Ge2eEncoderNet`.
+
+        Its input is what :meth:`extract_batch` caches with ``finetune: true``:
+        ``(B, P, 160 * 40)`` mel windows with ``lengths (B,)``; output ``(B, 256)``.
+        """
+        from serkit.nn.ge2e_encoder import Ge2eEncoderNet
+
+        encoder = self.load_encoder()
+        return Ge2eEncoderNet(encoder.lstm, encoder.linear, WINDOW_FRAMES, MEL_CHANNELS)
 
     def load_encoder(self) -> Any:
         """The pretrained ``resemblyzer.VoiceEncoder`` (a torch module), loaded once."""
@@ -204,13 +227,16 @@ class Ge2e(Extractor):
             wavs: float32 ``(n_samples,)`` arrays at 16 kHz.
 
         Returns:
-            one float32 ``(256,)`` unit-norm array per waveform.
+            one float32 ``(256,)`` unit-norm array per waveform; with ``finetune`` the
+            flattened mel windows ``(P, 160 * 40)`` instead.
         """
         import numpy as np
 
         if not wavs:
             return []
         windows = [self._partials(self.preprocess(w)) for w in wavs]  # each (P_i, 160, 40)
+        if self.params.finetune:
+            return [w.reshape(w.shape[0], -1).astype(np.float32, copy=False) for w in windows]
         counts = [w.shape[0] for w in windows]
         stacked = np.concatenate(windows, axis=0)  # (sum P_i, 160, 40)
         partial = self.embed_windows(stacked)  # (sum P_i, 256), unit rows
