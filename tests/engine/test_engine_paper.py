@@ -174,8 +174,8 @@ def test_speaker_stats_match_numpy_and_low_coverage_warns(tmp_path: Path) -> Non
     from serkit.engine.data import speaker_stats
     from serkit.engine.run import DomainData, _speaker_norms
     from serkit.features.store import FeatureStore
-    from serkit.interfaces.extractor import Extractor
     from serkit.interfaces.base import ComponentParams
+    from serkit.interfaces.extractor import Extractor
 
     class Vec(Extractor):
         name = "vec_test"
@@ -207,7 +207,7 @@ def test_speaker_stats_match_numpy_and_low_coverage_warns(tmp_path: Path) -> Non
     dd = DomainData(utts, ["x", "y", "z"], {"v": keys})
 
     class R:
-        class data:  # noqa: N801
+        class data:
             speaker_norm_min_coverage = 0.5
 
     with pytest.warns(UserWarning, match=r"speaker_norm on domain 'd': 1 of 2 speakers cover less than 50% of its 3 labels \(b\)"):
