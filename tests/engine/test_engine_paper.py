@@ -28,8 +28,12 @@ name: {name}
 seed: 0
 protocol: {{type: speaker, k: 3, folds: [0]}}
 domains:
-  xa: {{dataset: {{type: synthetic, languages: [xa], speakers: 6, per_class: 6, emotions: [angry, happy, neutral, sad]}}{xa}}}
-  xb: {{dataset: {{type: synthetic, languages: [xb], speakers: 6, per_class: 6, emotions: [angry, fear, sad]}}{xb}}}
+  xa:
+    dataset: {{type: synthetic, languages: [xa], speakers: 6, per_class: 6, emotions: [angry, happy, neutral, sad]}}
+    {xa}
+  xb:
+    dataset: {{type: synthetic, languages: [xb], speakers: 6, per_class: 6, emotions: [angry, fear, sad]}}
+    {xb}
 features:
   mfcc:
     extractor: {{type: mfcc, n_mfcc: 20, hop_ms: 20}}
@@ -43,16 +47,25 @@ train: {{epochs: 3, batch_size: 16{train}}}
 """
 
 
-def write_recipe(tmp_path: Path, name: str, *, xa: str = "", xb: str = "", fusion: str = "{type: concat}",
-                 train: str = "", extra: str = "") -> Path:
+def write_recipe(
+    tmp_path: Path,
+    name: str,
+    *,
+    xa: str = "",
+    xb: str = "",
+    fusion: str = "{type: concat}",
+    train: str = "",
+    extra: str = "",
+) -> Path:
     p = tmp_path / f"{name}.yaml"
     p.write_text(BASE.format(name=name, xa=xa, xb=xb, fusion=fusion, train=train, extra=extra))
     return p
 
 
 def test_shared_head_uses_the_union_of_labels(tmp_path: Path) -> None:
-    recipe = write_recipe(tmp_path, "base", xa=", head: shared", xb=", head: shared",
-                          extra="heads: {shared: {type: mlp, hidden: [32]}}")
+    recipe = write_recipe(
+        tmp_path, "base", xa="head: shared", xb="head: shared", extra="heads: {shared: {type: mlp, hidden: [32]}}"
+    )
     out = tmp_path / "run"
     assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
     res = json.loads((out / "results.json").read_text())
@@ -78,7 +91,9 @@ def test_shared_head_uses_the_union_of_labels(tmp_path: Path) -> None:
 
 def test_gated_nas_run_reports_gates_connectivity_and_uses_the_penalty(tmp_path: Path) -> None:
     recipe = write_recipe(
-        tmp_path, "nas", fusion="{type: gated_nas, selector: ge2e, width: 32, l0_weight: 0.01}",
+        tmp_path,
+        "nas",
+        fusion="{type: gated_nas, selector: ge2e, width: 32, l0_weight: 0.01}",
         extra="loss: {aux: {type: ge2e_contrastive, weight: 0.1, min_per_class: 3}}",
         train=", sampler: balanced, samples_per_class: 4",
     )
@@ -101,8 +116,9 @@ def test_finetuned_ge2e_starts_equal_to_the_frozen_extractor_and_trains_slowly(t
     rng = np.random.default_rng(0)
     t = np.arange(32000) / 16000
     wavs = [
-        (0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(t.size))
-        .astype("float32")
+        (
+            0.3 * np.sin(2 * np.pi * f * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) + 0.02 * rng.standard_normal(t.size)
+        ).astype("float32")
         for f in (140.0, 220.0)
     ]
     frozen = Ge2e(trim_silence=False)
@@ -138,8 +154,10 @@ def test_finetuned_stream_gets_its_own_learning_rate(tmp_path: Path) -> None:
     data, lines = load_yaml_text(text)
     recipe = validate_recipe_data(data, lines)
     reg = get_registry()
-    ext = {"mfcc": reg.create("extractor", recipe.features["mfcc"].extractor),
-           "ge2e": reg.create("extractor", recipe.features["ge2e"].extractor)}
+    ext = {
+        "mfcc": reg.create("extractor", recipe.features["mfcc"].extractor),
+        "ge2e": reg.create("extractor", recipe.features["ge2e"].extractor),
+    }
     assert isinstance(ext["ge2e"], Ge2e)
     streams = [StreamInfo("mfcc", "sequence", 20), StreamInfo("ge2e", "sequence", 6400)]
     model = build_model(recipe, reg, streams, {"xa": ["a", "b"], "xb": ["a", "b"]}, None, ext)
@@ -164,7 +182,7 @@ def test_recipe_rejects_an_encoder_on_a_finetuned_extractor() -> None:
     with pytest.raises(RecipeError) as info:
         validate_recipe_data(data, lines)
     assert info.value.problems == [
-        ("features.ge2e.encoder", 11, "extractor 'ge2e' is fine-tuned (it is its own encoder); remove the encoder")
+        ("features.ge2e.encoder", 15, "extractor 'ge2e' is fine-tuned (it is its own encoder); remove the encoder")
     ]
 
 
@@ -203,14 +221,18 @@ def test_speaker_stats_match_numpy_and_low_coverage_warns(tmp_path: Path) -> Non
 
     from serkit.data.utterance import Utterance
 
-    utts = [Utterance(k, "/x", lab, s) for k, s, lab in zip(keys, speakers, ["x", "y", "z", "x", "x", "x"], strict=True)]
+    utts = [
+        Utterance(k, "/x", lab, s) for k, s, lab in zip(keys, speakers, ["x", "y", "z", "x", "x", "x"], strict=True)
+    ]
     dd = DomainData(utts, ["x", "y", "z"], {"v": keys})
 
     class R:
         class data:
             speaker_norm_min_coverage = 0.5
 
-    with pytest.warns(UserWarning, match=r"speaker_norm on domain 'd': 1 of 2 speakers cover less than 50% of its 3 labels \(b\)"):
+    with pytest.warns(
+        UserWarning, match=r"speaker_norm on domain 'd': 1 of 2 speakers cover less than 50% of its 3 labels \(b\)"
+    ):
         _speaker_norms(R, {"d": dd}, {"v": store}, {"d": ["x", "y", "z"]}, Console(quiet=True))
 
 
