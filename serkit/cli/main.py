@@ -60,16 +60,45 @@ def cli(no_plugin: tuple[str, ...]) -> None:
     default=None,
     help="Run folder (default: runs/<name>-<timestamp>).",
 )
+@click.option("--unset", "unset", multiple=True, metavar="PATH", help="Remove a recipe entry (e.g. domains.de).")
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
+def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, unset: tuple[str, ...], quiet: bool) -> None:
     """Train and evaluate RECIPE; writes results.json, report.md and checkpoints."""
     from serkit.config.recipe import load_recipe
 
     _plugin_warnings()
-    rec, _ = load_recipe(recipe, overrides)
+    rec, _ = load_recipe(recipe, overrides, unset=unset)
     from serkit.engine.run import run_recipe
 
     run_recipe(rec, out=out, source=str(recipe), progress=not quiet)
+
+
+@cli.command()
+@click.argument("sweep_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override every variant; repeatable.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Sweep folder (default: runs/<sweep name>); finished variants are kept.")
+@click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+def sweep(sweep_file: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
+    """Run the variants of SWEEP_FILE and print them side by side (e.g. the paper's Table 3)."""
+    from serkit.engine.sweep import run_sweep
+
+    _plugin_warnings()
+    folder = run_sweep(sweep_file, out, overrides, progress=not quiet)
+    click.echo((folder / "table.md").read_text())
+    click.echo(f"tables: {folder / 'table.md'}  {folder / 'table.csv'}")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
+@click.option("--no-std", is_flag=True, help="Means only.")
+def compare(runs: tuple[Path, ...], fmt: str, no_std: bool) -> None:
+    """One table of RUNS (run folders): rows = runs, columns = domains, cells UA / WA."""
+    from serkit.report.compare import compare_table, load_results
+
+    rows = [(p.name, load_results(p)) for p in runs]
+    click.echo(compare_table(rows, fmt, std=not no_std), nl=False)  # type: ignore[arg-type]
 
 
 @cli.command()

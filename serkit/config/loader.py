@@ -16,7 +16,7 @@ import yaml
 
 from serkit.errors import RecipeError
 
-__all__ = ["LineMap", "apply_overrides", "load_yaml_with_lines", "substitute_env"]
+__all__ = ["LineMap", "apply_overrides", "apply_unsets", "load_yaml_with_lines", "substitute_env"]
 
 Path_ = tuple[str | int, ...]
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -177,6 +177,28 @@ def apply_overrides(
             raise RecipeError(f"--set {item!r}: {'.'.join(map(str, walked))} is not a mapping")
         for i in range(1, len(walked) + 1):
             lines.set(tuple(walked[:i]), None)
+    return out
+
+
+def apply_unsets(data: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:
+    """Remove ``dotted.path`` entries (``--unset domains.xb``) from a copy of ``data``.
+
+    Raises:
+        RecipeError: the path does not exist.
+    """
+    import copy
+
+    out = copy.deepcopy(data)
+    for item in paths:
+        parts = item.strip().split(".")
+        node: Any = out
+        for part in parts[:-1]:
+            if not isinstance(node, dict) or part not in node:
+                raise RecipeError(f"--unset {item!r}: no field {part!r}")
+            node = node[part]
+        if not isinstance(node, dict) or parts[-1] not in node:
+            raise RecipeError(f"--unset {item!r}: no field {parts[-1]!r}")
+        del node[parts[-1]]
     return out
 
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
 
-from serkit.config.loader import LineMap, apply_overrides, load_yaml_with_lines, substitute_env
+from serkit.config.loader import LineMap, apply_overrides, apply_unsets, load_yaml_with_lines, substitute_env
 from serkit.errors import RecipeError
 from serkit.registry import Registry, closest
 
@@ -72,7 +72,15 @@ class SpeakerProtocol(_Section):
         return v
 
 
-Protocol = Annotated[RandomProtocol | SpeakerProtocol, Field(discriminator="type")]
+def _protocol_shorthand(value: Any) -> Any:
+    """``protocol: speaker`` means ``protocol: {type: speaker}``."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+Protocol = Annotated[
+    Annotated[RandomProtocol | SpeakerProtocol, Field(discriminator="type")],
+    BeforeValidator(_protocol_shorthand),
+]
 
 
 class TrainSpec(_Section):
@@ -531,15 +539,22 @@ def check_recipe(
 
 
 def load_recipe(
-    path: str | Path, overrides: Iterable[str] = (), registry: Registry | None = None
+    path: str | Path,
+    overrides: Iterable[str] = (),
+    registry: Registry | None = None,
+    unset: Iterable[str] = (),
 ) -> tuple[Any, dict[str, Any]]:
     """Load, substitute, override and validate a recipe file.
+
+    ``unset`` paths are removed first (e.g. ``domains.xb`` to drop a domain), then the
+    ``overrides`` (``dotted.path=value``) are applied.
 
     Returns:
         ``(recipe, data)``: the validated model and the resolved mapping it came from.
     """
     data, lines = load_yaml_with_lines(path)
     data = substitute_env(data, lines)
+    data = apply_unsets(data, list(unset))
     data = apply_overrides(data, list(overrides), lines)
     recipe = validate_recipe_data(data, lines, str(path), registry)
     return recipe, data
