@@ -186,9 +186,11 @@ def plugins(as_json: bool) -> None:
 
 
 def _add_builtin_groups() -> None:
+    from serkit.cli.data_cmd import data
     from serkit.cli.plugin_cmd import plugin
 
     cli.add_command(plugin)
+    cli.add_command(data)
 
 
 _add_builtin_groups()

@@ -321,7 +321,9 @@ def download(
     pins = _pins(source, sha256)
     for f, pin in pins:
         if pin is not None and not _HEX64.match(pin):
-            raise DatasetError(f"{source.dataset}: the pinned sha256 of {f.url} is not 64 lowercase hex digits: {pin!r}")
+            raise DatasetError(
+                f"{source.dataset}: the pinned sha256 of {f.url} is not 64 lowercase hex digits: {pin!r}"
+            )
     folder = dest / source.dataset
     done = _finished(folder, pins)
     if done is not None:
@@ -386,9 +388,7 @@ def _fetch(source: Source, f: RemoteFile, pin: str, where: Path, progressbar: bo
             progressbar = False
     say(f"downloading {f.url} ...")
     try:
-        path = pooch.retrieve(
-            f.url, known_hash=f"sha256:{pin}", fname=f.name, path=where, progressbar=progressbar
-        )
+        path = pooch.retrieve(f.url, known_hash=f"sha256:{pin}", fname=f.name, path=where, progressbar=progressbar)
     except ValueError as err:
         got = re.search(r"but got ([0-9a-fA-F]+)", str(err))
         if got is None:
@@ -589,7 +589,9 @@ def safe_extract(archive: str | os.PathLike[str], dest: str | os.PathLike[str]) 
     components, symbolic or hard links whose target leaves ``dest``, device files, FIFOs
     and sockets are refused. While writing, no path goes through a link that resolves
     outside ``dest``; links are checked again once everything is written. Hard links are
-    written as copies; permissions keep only the ``rwx`` bits.
+    written as copies; permissions keep only the ``rwx`` bits. When a problem shows only
+    while writing (a chain of links), what was written so far stays inside ``dest``:
+    :func:`download` unpacks into a temporary folder that it then deletes.
 
     Returns:
         the relative (POSIX) paths written, in archive order.
@@ -679,7 +681,10 @@ def _write(base: str, archive: Path, m: _Member, open_member: Callable[[_Member]
         os.symlink(m.target, path)
         if not _inside(base, os.path.realpath(path)):
             os.unlink(path)
-            raise _refuse(archive, m.name, f"symbolic link to {m.target!r} leaves the destination")
+            raise UnsafeArchiveError(
+                f"{archive}: refusing to extract member {m.name!r}: symbolic link to {m.target!r} leaves the "
+                "destination through other links"
+            )
         return [rel]
     if m.type == "hardlink":
         target_parts = _member_parts(m.target) or ()

@@ -111,12 +111,7 @@ class CorpusInfo:
     @property
     def problem_count(self) -> int:
         """Number of problems of every kind (excluded files are not problems)."""
-        return (
-            len(self.unreadable)
-            + len(self.decode_problems)
-            + len(self.naming_problems)
-            + len(self.unknown_labels)
-        )
+        return len(self.unreadable) + len(self.decode_problems) + len(self.naming_problems) + len(self.unknown_labels)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form (what ``serkit data info --json`` prints)."""
@@ -139,9 +134,7 @@ class CorpusInfo:
             "languages": dict(self.languages),
             "audio": {
                 "readable": self.readable,
-                "duration": None
-                if d is None
-                else {"total": d.total, "mean": d.mean, "min": d.min, "max": d.max},
+                "duration": None if d is None else {"total": d.total, "mean": d.mean, "min": d.min, "max": d.max},
                 "sample_rates": {str(k): v for k, v in self.sample_rates.items()},
                 "channels": {str(k): v for k, v in self.channels.items()},
                 "decoded": self.decoded,
@@ -199,6 +192,10 @@ def open_dataset(
                 f"(set them with --set KEY=VALUE)"
             )
         values["root"] = root
+    overrides = list(overrides)
+    for item in overrides:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            raise RecipeError(f"--set {item!r}: expected KEY=VALUE, e.g. --set strict=true or --set path=corpus.csv")
     values = apply_overrides(values, overrides, LineMap())
     relaxed = False
     if "strict" in fields and "strict" not in values:

@@ -29,7 +29,10 @@ def test_compare_markdown_and_csv() -> None:
     ]
     assert "protocol: speaker; runs per row: 2" in md
     csv_text = compare_table(rows, "csv").splitlines()
-    assert csv_text[0] == "run,protocol,n_runs,en_ua,en_ua_std,en_wa,en_wa_std,de_ua,de_ua_std,de_wa,de_wa_std,fr_ua,fr_ua_std,fr_wa,fr_wa_std"
+    assert csv_text[0] == (
+        "run,protocol,n_runs,en_ua,en_ua_std,en_wa,en_wa_std,de_ua,de_ua_std,de_wa,de_wa_std,"
+        "fr_ua,fr_ua_std,fr_wa,fr_wa_std"
+    )
     assert csv_text[1].startswith("SB,speaker,2,0.5,0.01,0.6,0.02,0.6,0.01,0.7")
 
 
