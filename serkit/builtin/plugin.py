@@ -34,6 +34,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "serkit.builtin.datasets.tess",
     "serkit.builtin.extractors.mfcc",
     "serkit.builtin.extractors.ge2e",
+    "serkit.builtin.extractors.hf_ssl",
     "serkit.builtin.encoders.cnn_bilstm_attn",
     "serkit.builtin.encoders.mean_pool",
     "serkit.builtin.fusion.concat",

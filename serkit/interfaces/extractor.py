@@ -28,6 +28,9 @@ class Extractor(Component):
 
     kind: ClassVar[str] = "extractor"
     version: ClassVar[str] = "1"
+    #: Params that do not change the numbers (devices, download switches); left out of
+    #: the cache key so that machines with different hardware share a feature store.
+    runtime_params: ClassVar[frozenset[str]] = frozenset()
 
     @property
     @abstractmethod
@@ -65,7 +68,7 @@ class Extractor(Component):
             {
                 "name": self.name,
                 "version": self.version,
-                "params": self.params.model_dump(mode="json", exclude={"type"}),
+                "params": self.params.model_dump(mode="json", exclude={"type", *self.runtime_params}),
             },
             sort_keys=True,
         )

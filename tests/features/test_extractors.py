@@ -218,3 +218,10 @@ def test_ge2e_through_the_driver(tmp_path, make_wav, ge2e):
     for u in utts:
         got = store.get(res.keys[u.id])
         np.testing.assert_allclose(got, ge2e.extract(load_audio(u.path, 16000)), atol=1e-3)
+
+
+def test_runtime_params_do_not_change_the_cache_key() -> None:
+    from serkit.builtin.extractors.ge2e import Ge2e
+
+    assert Ge2e(device="cpu").fingerprint() == Ge2e(device="cuda:0").fingerprint()
+    assert Ge2e(rate=1.3).fingerprint() != Ge2e(rate=2.0).fingerprint()

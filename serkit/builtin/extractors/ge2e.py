@@ -74,6 +74,7 @@ class Ge2e(Extractor):
 
     name: ClassVar[str] = "ge2e"
     version: ClassVar[str] = "1"
+    runtime_params: ClassVar[frozenset[str]] = frozenset({"device"})
 
     class Params(ComponentParams):
         device: str = Field(
