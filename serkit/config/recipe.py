@@ -20,7 +20,9 @@ from serkit.errors import RecipeError
 from serkit.registry import Registry, closest
 
 __all__ = [
+    "CrossCorpusProtocol",
     "DomainSpec",
+    "PredefinedProtocol",
     "RandomProtocol",
     "Recipe",
     "SpeakerProtocol",
@@ -72,13 +74,46 @@ class SpeakerProtocol(_Section):
         return v
 
 
+class PredefinedProtocol(_Section):
+    """Splits given by the data: a manifest's ``split`` column (train/val/test) or ``fold`` column.
+
+    With ``fold``, every fold value is the test set once (cross-validation over the given
+    folds, e.g. EmoBox's); validation is a stratified ``val`` fraction of the training
+    folds. With ``split`` and no ``val`` rows, validation is taken from ``train`` the same way.
+    """
+
+    type: Literal["predefined"] = "predefined"
+    column: Literal["auto", "split", "fold"] = Field(
+        "auto", description="Which column to use; auto: 'fold' if every utterance has one, else 'split'."
+    )
+    val: float = Field(0.2, gt=0, lt=1, description="Validation fraction drawn from training data when needed.")
+
+
+class CrossCorpusProtocol(_Section):
+    """Train on some domains, test on others (cross-corpus / cross-lingual transfer).
+
+    Test-only domains need a head: point them at a training domain's head
+    (``domains.ur.head: en``). Validation is a stratified ``val`` fraction of the training
+    domains. ``labels: intersection`` keeps only the emotions every domain has.
+    """
+
+    type: Literal["cross_corpus", "cross_lingual"] = "cross_corpus"
+    test: list[str] = Field(min_length=1, description="Domains used only for testing.")
+    labels: Literal["intersection", "all"] = Field(
+        "intersection", description="Keep only the labels shared by all domains, or keep all."
+    )
+    val: float = Field(0.2, gt=0, lt=1, description="Validation fraction of the training domains.")
+
+
 def _protocol_shorthand(value: Any) -> Any:
     """``protocol: speaker`` means ``protocol: {type: speaker}``."""
     return {"type": value} if isinstance(value, str) else value
 
 
 Protocol = Annotated[
-    Annotated[RandomProtocol | SpeakerProtocol, Field(discriminator="type")],
+    Annotated[
+        RandomProtocol | SpeakerProtocol | PredefinedProtocol | CrossCorpusProtocol, Field(discriminator="type")
+    ],
     BeforeValidator(_protocol_shorthand),
 ]
 
@@ -307,6 +342,9 @@ _KIND_AT = {
 }
 
 
+_PROTOCOL_TAGS = ("random", "speaker", "predefined", "cross_corpus", "cross_lingual")
+
+
 def _kind_of(path: Sequence[str | int]) -> str | None:
     for pattern, kind in _KIND_AT.items():
         if len(pattern) == len(path) and all(p == "*" or p == q for p, q in zip(pattern, path, strict=True)):
@@ -328,7 +366,7 @@ def _data_path(loc: Sequence[str | int], data: Any) -> tuple[list[str | int], An
         elif isinstance(node, dict) and not (isinstance(part, str) and part in node):
             # a union tag (the node's type) or a validator name: not part of the data
             if isinstance(part, str) and (
-                part == node.get("type") or "[" in part or part in ("random", "speaker")
+                part == node.get("type") or "[" in part or part in _PROTOCOL_TAGS
             ):
                 continue
             path.append(part)
@@ -496,6 +534,22 @@ def check_recipe(
                 add(
                     (section, key),
                     f"id {key!r} must start with a letter and use letters, digits, '_' or '-'",
+                )
+    proto = recipe.protocol
+    if proto.type in ("cross_corpus", "cross_lingual"):
+        unknown = [d for d in proto.test if d not in recipe.domains]
+        if unknown:
+            add(("protocol", "test"), f"unknown domain(s) {unknown}; domains: {', '.join(recipe.domains)}")
+        train_domains = [d for d in recipe.domains if d not in proto.test]
+        if not train_domains:
+            add(("protocol", "test"), "every domain is a test domain; leave at least one for training")
+        train_heads = {recipe.domains[d].head or d for d in train_domains}
+        for d in proto.test:
+            if d in recipe.domains and (recipe.domains[d].head or d) not in train_heads:
+                add(
+                    ("domains", d, "head"),
+                    f"test-only domain {d!r} needs a trained head: set it to a training domain's head "
+                    f"({', '.join(sorted(train_heads))})",
                 )
     head_ids = {d: (spec.head or d) for d, spec in recipe.domains.items()}
     used = sorted(set(head_ids.values()))

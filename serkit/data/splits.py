@@ -15,7 +15,7 @@ import numpy as np
 
 from serkit.errors import DatasetError
 
-__all__ = ["Split", "random_split", "speaker_folds", "speaker_split"]
+__all__ = ["Split", "holdout_split", "predefined_splits", "random_split", "speaker_folds", "speaker_split"]
 
 
 @dataclass(frozen=True)
@@ -60,9 +60,7 @@ def _stratified_take(
     return sorted(taken), sorted(rest)
 
 
-def random_split(
-    labels: Sequence[str], *, test: float = 0.2, val: float = 0.2, seed: int = 0
-) -> Split:
+def random_split(labels: Sequence[str], *, test: float = 0.2, val: float = 0.2, seed: int = 0) -> Split:
     """The paper's split: stratified ``test`` fraction, then ``val`` of the rest.
 
     Speakers are ignored: test speakers are also training speakers.
@@ -91,9 +89,7 @@ def speaker_folds(speakers: Sequence[str], k: int | str, seed: int = 0) -> list[
         )
     n_folds = len(names) if k == "all" else int(k)
     if n_folds > len(names):
-        raise DatasetError(
-            f"k={n_folds} speaker folds but only {len(names)} speakers; use k <= {len(names)} or k: all"
-        )
+        raise DatasetError(f"k={n_folds} speaker folds but only {len(names)} speakers; use k <= {len(names)} or k: all")
     rng = np.random.default_rng(seed)
     order = [names[i] for i in rng.permutation(len(names))]
     order.sort(key=lambda s: -counts[s])  # stable: ties keep the shuffled order
@@ -123,9 +119,7 @@ def speaker_split(
     test_set = set(test_speakers)
     train_spk = sorted({s for s in speakers if s not in test_set})
     if not train_spk:
-        raise DatasetError(
-            "speaker split: every speaker is a test speaker; nothing left to train on"
-        )
+        raise DatasetError("speaker split: every speaker is a test speaker; nothing left to train on")
     rng = np.random.default_rng(seed)
     test_idx = [i for i, s in enumerate(speakers) if s in test_set]
     rest = [i for i, s in enumerate(speakers) if s not in test_set]
@@ -137,3 +131,77 @@ def speaker_split(
     else:
         val_idx, train_idx = _stratified_take(rest, labels, 0.2, rng)
     return Split(tuple(sorted(train_idx)), tuple(sorted(val_idx)), tuple(sorted(test_idx)))
+
+
+def holdout_split(labels: Sequence[str], *, val: float = 0.2, seed: int = 0) -> Split:
+    """All utterances for training except a stratified ``val`` fraction; no test set.
+
+    Used for the training domains of cross-corpus protocols.
+    """
+    rng = np.random.default_rng(seed)
+    val_idx, train_idx = _stratified_take(list(range(len(labels))), labels, val, rng)
+    return Split(tuple(train_idx), tuple(val_idx), ())
+
+
+_SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+    "eval": "test",
+}
+
+
+def predefined_splits(
+    labels: Sequence[str],
+    meta: Sequence[dict[str, object]],
+    *,
+    column: str = "auto",
+    val: float = 0.2,
+    seed: int = 0,
+) -> list[tuple[str, Split]]:
+    """Splits read from the data: a ``split`` column or cross-validation over a ``fold`` column.
+
+    Returns:
+        ``(name, split)`` pairs: one (``"split"``) for a split column, one per fold value
+        (``"fold=<value>"``, in sorted order) for a fold column.
+
+    Raises:
+        DatasetError: the column is missing on some utterances, or holds unknown split names.
+    """
+    if column == "auto":
+        column = "fold" if meta and all("fold" in m for m in meta) else "split"
+    missing = [i for i, m in enumerate(meta) if column not in m or m[column] in (None, "")]
+    if missing:
+        raise DatasetError(
+            f"protocol predefined: {len(missing)} utterance(s) have no {column!r} value "
+            f"(e.g. position {missing[0]}); the manifest needs a '{column}' column on every row"
+        )
+    rng = np.random.default_rng(seed)
+    if column == "fold":
+        values = sorted({str(m["fold"]) for m in meta}, key=lambda v: (len(v), v))
+        if len(values) < 2:
+            raise DatasetError(f"protocol predefined: the fold column has one value ({values[0]}); need 2 or more")
+        out = []
+        for v in values:
+            test_idx = [i for i, m in enumerate(meta) if str(m["fold"]) == v]
+            rest = [i for i, m in enumerate(meta) if str(m["fold"]) != v]
+            val_idx, train_idx = _stratified_take(rest, labels, val, rng)
+            out.append((f"fold={v}", Split(tuple(train_idx), tuple(val_idx), tuple(sorted(test_idx)))))
+        return out
+    roles: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    bad = sorted({str(m["split"]) for m in meta if str(m["split"]).lower() not in _SPLIT_NAMES})
+    if bad:
+        raise DatasetError(
+            f"protocol predefined: unknown split value(s) {bad}; expected train, val (valid, dev) or test"
+        )
+    for i, m in enumerate(meta):
+        roles[_SPLIT_NAMES[str(m["split"]).lower()]].append(i)
+    if not roles["test"] or not roles["train"]:
+        raise DatasetError("protocol predefined: the split column needs both 'train' and 'test' rows")
+    if not roles["val"]:
+        roles["val"], roles["train"] = _stratified_take(roles["train"], labels, val, rng)
+    return [("split", Split(tuple(sorted(roles["train"])), tuple(sorted(roles["val"])), tuple(sorted(roles["test"]))))]

@@ -15,7 +15,14 @@ from typing import Any
 
 import yaml
 
-from serkit.data.splits import Split, random_split, speaker_folds, speaker_split
+from serkit.data.splits import (
+    Split,
+    holdout_split,
+    predefined_splits,
+    random_split,
+    speaker_folds,
+    speaker_split,
+)
 from serkit.data.utterance import Utterance
 from serkit.errors import DatasetError, SerkitError
 from serkit.io import atomic_write_json, atomic_write_text
@@ -97,32 +104,93 @@ def load_domains(recipe: Any) -> dict[str, list[Utterance]]:
     return out
 
 
-def _splits_for(
-    recipe: Any,
-    domain: DomainData,
-    repeat: int,
-    fold: int,
-    n_folds: int,
-    fold_lists: list[list[str]] | None,
-) -> Split:
-    labels = [u.label for u in domain.utterances]
+def plan_splits(
+    recipe: Any, domains: dict[str, DomainData], own_labels: dict[str, list[str]]
+) -> tuple[list[tuple[int, int]], dict[str, dict[str, Split]]]:
+    """The runs ``(repeat, fold)`` of the recipe's protocol and each domain's split per run.
+
+    Returns:
+        ``(plan, splits)``: the runs in order, and domain -> run id (``r<repeat>-f<fold>``)
+        -> :class:`Split`. Under a cross-corpus protocol, test-only domains have empty
+        train/val sets and training domains an empty test set.
+
+    Raises:
+        DatasetError: a split leaves a label without training data or a set empty.
+    """
     proto = recipe.protocol
-    if proto.type == "random":
-        return random_split(labels, test=proto.test, val=proto.val, seed=recipe.seed + repeat)
-    assert fold_lists is not None
-    speakers = [u.speaker for u in domain.utterances]
-    return speaker_split(
-        labels,
-        speakers,
-        fold_lists[fold % len(fold_lists)],
-        val_speakers=proto.val_speakers,
-        seed=recipe.seed + 1000 * repeat + fold,
-    )
+    labels_of = {d: [u.label for u in dd.utterances] for d, dd in domains.items()}
+    per_fold: dict[str, list[Any]] = {}
+    if proto.type == "speaker":
+        for d, dd in domains.items():
+            per_fold[d] = speaker_folds([u.speaker for u in dd.utterances], proto.k, seed=recipe.seed)
+    elif proto.type == "predefined":
+        for d, dd in domains.items():
+            try:
+                per_fold[d] = predefined_splits(
+                    labels_of[d],
+                    [u.meta for u in dd.utterances],
+                    column=proto.column,
+                    val=proto.val,
+                    seed=recipe.seed,
+                )
+            except DatasetError as err:
+                raise DatasetError(f"domains.{d}: {err}") from None
+    n_folds = max((len(v) for v in per_fold.values()), default=1)
+    folds = list(range(n_folds))
+    if proto.type == "speaker" and proto.folds is not None:
+        bad = [f for f in proto.folds if not 0 <= f < n_folds]
+        if bad:
+            raise SerkitError(f"protocol.folds: {bad} out of range; there are {n_folds} folds (0..{n_folds - 1})")
+        folds = list(proto.folds)
+    plan = [(r, f) for r in range(recipe.repeats) for f in folds]
+    test_only = set(proto.test) if proto.type in ("cross_corpus", "cross_lingual") else set()
+    splits: dict[str, dict[str, Split]] = {d: {} for d in domains}
+    for d, dd in domains.items():
+        for r, f in plan:
+            seed = recipe.seed + 1000 * r + f
+            if proto.type == "random":
+                s = random_split(labels_of[d], test=proto.test, val=proto.val, seed=recipe.seed + r)
+            elif proto.type == "speaker":
+                test_spk = per_fold[d][f % len(per_fold[d])]
+                s = speaker_split(
+                    labels_of[d],
+                    [u.speaker for u in dd.utterances],
+                    test_spk,
+                    val_speakers=proto.val_speakers,
+                    seed=seed,
+                )
+            elif proto.type == "predefined":
+                s = per_fold[d][f % len(per_fold[d])][1]
+                if r > 0:  # repeats re-draw the validation part only
+                    again = predefined_splits(
+                        labels_of[d],
+                        [u.meta for u in dd.utterances],
+                        column=proto.column,
+                        val=proto.val,
+                        seed=seed,
+                    )
+                    s = again[f % len(again)][1]
+            elif d in test_only:
+                s = Split((), (), tuple(range(len(dd.utterances))))
+            else:
+                s = holdout_split(labels_of[d], val=proto.val, seed=seed)
+            if d not in test_only:
+                train_labels = {dd.utterances[i].label for i in s.train}
+                missing = [lab for lab in own_labels[d] if lab not in train_labels]
+                if missing:
+                    raise DatasetError(
+                        f"domains.{d}: repeat {r} fold {f} has no training utterances of {missing}; "
+                        "use fewer folds or drop the label"
+                    )
+                if not s.val:
+                    raise DatasetError(f"domains.{d}: repeat {r} fold {f} has an empty val set")
+            if not s.test and not test_only:
+                raise DatasetError(f"domains.{d}: repeat {r} fold {f} has an empty test set")
+            splits[d][f"r{r}-f{f}"] = s
+    return plan, splits
 
 
-def _write_splits(
-    run_dir: Path, domain_id: str, domain: DomainData, splits: dict[str, Split]
-) -> None:
+def _write_splits(run_dir: Path, domain_id: str, domain: DomainData, splits: dict[str, Split]) -> None:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "speaker", "label", *splits])
@@ -161,9 +229,7 @@ def run_recipe(
     run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = recipe.model_dump(mode="json")
-    atomic_write_text(
-        run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True)
-    )
+    atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
     atomic_write_json(run_dir / "environment.json", _environment(str(device)))
     console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device})")
     hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
@@ -171,14 +237,10 @@ def run_recipe(
     # 1. datasets
     raw = load_domains(recipe)
     for d, utts in raw.items():
-        console.print(
-            f"  domain {d}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers"
-        )
+        console.print(f"  domain {d}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers")
 
     # 2. features
-    store_root = (
-        Path(recipe.store.root).expanduser() if recipe.store.root else cache_dir() / "features"
-    )
+    store_root = Path(recipe.store.root).expanduser() if recipe.store.root else cache_dir() / "features"
     streams: list[StreamInfo] = []
     extractors: dict[str, Any] = {}
     stores: dict[str, FeatureStore] = {}
@@ -217,12 +279,8 @@ def run_recipe(
             f"{stats['failed']} failed ({stats['seconds']:.1f} s)"
         )
     if bad:
-        atomic_write_json(
-            run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())]
-        )
-        console.print(
-            f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]"
-        )
+        atomic_write_json(run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())])
+        console.print(f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]")
 
     own_labels: dict[str, list[str]] = {}
     good_utts: dict[str, list[Utterance]] = {}
@@ -233,6 +291,20 @@ def run_recipe(
             raise DatasetError(
                 f"domains.{d}: needs at least 2 emotion labels to train a classifier; found {own_labels[d]}"
             )
+    proto = recipe.protocol
+    if proto.type in ("cross_corpus", "cross_lingual") and proto.labels == "intersection":
+        shared_labels = set.intersection(*(set(v) for v in own_labels.values()))
+        if len(shared_labels) < 2:
+            raise DatasetError(
+                f"protocol {proto.type}: the domains share {len(shared_labels)} label(s) "
+                f"({sorted(shared_labels)}); need at least 2"
+            )
+        for d in good_utts:
+            dropped = sum(u.label not in shared_labels for u in good_utts[d])
+            good_utts[d] = [u for u in good_utts[d] if u.label in shared_labels]
+            own_labels[d] = sorted(shared_labels)
+            if dropped:
+                console.print(f"  domain {d}: {dropped} utterances of labels outside {sorted(shared_labels)} left out")
     head_of, head_labels = head_plan(recipe, own_labels)
     domains: dict[str, DomainData] = {}
     for d, good in good_utts.items():
@@ -246,41 +318,10 @@ def run_recipe(
     norms = _speaker_norms(recipe, domains, stores, own_labels, console) if recipe.data.speaker_norm else {}
 
     # 3. splits
-    proto = recipe.protocol
-    fold_lists: dict[str, list[list[str]] | None] = {}
-    if proto.type == "speaker":
-        for d, dd in domains.items():
-            fold_lists[d] = speaker_folds(
-                [u.speaker for u in dd.utterances], proto.k, seed=recipe.seed
-            )
-        n_folds = max(len(f) for f in fold_lists.values() if f)
-        folds = proto.folds if proto.folds is not None else list(range(n_folds))
-        bad_folds = [f for f in folds if not 0 <= f < n_folds]
-        if bad_folds:
-            raise SerkitError(
-                f"protocol.folds: {bad_folds} out of range; there are {n_folds} folds (0..{n_folds - 1})"
-            )
-    else:
-        fold_lists = dict.fromkeys(domains)
-        n_folds, folds = 1, [0]
-    plan = [(r, f) for r in range(recipe.repeats) for f in folds]
-    splits: dict[str, dict[str, Split]] = {d: {} for d in domains}
+    plan, splits = plan_splits(recipe, domains, own_labels)
     for d, dd in domains.items():
-        for r, f in plan:
-            s = _splits_for(recipe, dd, r, f, n_folds, fold_lists[d])
-            train_labels = {dd.utterances[i].label for i in s.train}
-            missing = [lab for lab in own_labels[d] if lab not in train_labels]
-            if missing:
-                raise DatasetError(
-                    f"domains.{d}: repeat {r} fold {f} has no training utterances of {missing}; "
-                    f"use fewer folds or drop the label"
-                )
-            if not s.test or not s.val:
-                raise DatasetError(
-                    f"domains.{d}: repeat {r} fold {f} has an empty {'test' if not s.test else 'val'} set"
-                )
-            splits[d][f"r{r}-f{f}"] = s
-        _write_splits(run_dir, d, dd, splits[d])
+        if splits[d]:
+            _write_splits(run_dir, d, dd, splits[d])
 
     # 4. training
     outcomes: list[dict[str, Any]] = []
@@ -300,9 +341,7 @@ def run_recipe(
         model = build_model(recipe, registry, streams, labels, head_of, extractors)
         main_losses = torch.nn.ModuleDict(
             {
-                d: registry.create("loss", recipe.loss.main).build(
-                    int(model.fusion.out_dim), len(labels[d])
-                )
+                d: registry.create("loss", recipe.loss.main).build(int(model.fusion.out_dim), len(labels[d]))
                 for d in domains
             }
         )
@@ -311,17 +350,13 @@ def run_recipe(
         if recipe.loss.aux is not None:
             aux_losses = torch.nn.ModuleDict(
                 {
-                    d: registry.create("loss", recipe.loss.aux).build(
-                        int(model.fusion.out_dim), len(labels[d])
-                    )
+                    d: registry.create("loss", recipe.loss.aux).build(int(model.fusion.out_dim), len(labels[d]))
                     for d in domains
                 }
             )
             default_w = float(getattr(recipe.loss.aux, "weight", 1.0))
             for d, spec in recipe.domains.items():
-                aux_weights[d] = (
-                    float(spec.aux_weight) if spec.aux_weight is not None else default_w
-                )
+                aux_weights[d] = float(spec.aux_weight) if spec.aux_weight is not None else default_w
         optimizer = registry.create("optimizer", recipe.optimizer).build(
             _param_groups(model, extractors, [main_losses, aux_losses])
         )
@@ -329,9 +364,7 @@ def run_recipe(
         def loader(d: str, which: str, shuffle: bool, _seed: int = seed, _run: str = run_id) -> Any:
             dd = domains[d]
             idx = getattr(splits[d][_run], which)
-            ds = FeatureDataset(
-                dd.keys, stores, dd.targets, idx, [u.speaker for u in dd.utterances], norms.get(d)
-            )
+            ds = FeatureDataset(dd.keys, stores, dd.targets, idx, [u.speaker for u in dd.utterances], norms.get(d))
             balanced = tr.samples_per_class if (tr.sampler == "balanced" and which == "train") else None
             return make_loader(
                 ds,
@@ -343,23 +376,15 @@ def run_recipe(
                 balanced_per_class=balanced,
             )
 
-        train_l = {d: loader(d, "train", True) for d in domains}
-        val_l = {d: loader(d, "val", False) for d in domains}
-        test_l = {d: loader(d, "test", False) for d in domains}
+        train_l = {d: loader(d, "train", True) for d in domains if splits[d][run_id].train}
+        val_l = {d: loader(d, "val", False) for d in domains if splits[d][run_id].val}
+        test_l = {d: loader(d, "test", False) for d in domains if splits[d][run_id].test}
         label = f"run {run_no + 1}/{len(plan)} (repeat {r}, fold {f})"
 
-        def on_epoch(
-            epoch: int, row: dict[str, float], _r: int = r, _f: int = f, _label: str = label
-        ) -> None:
-            vals = " ".join(
-                f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/")
-            )
-            console.print(
-                f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}"
-            )
-            hook.serkit_on_epoch_end(
-                run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row
-            )
+        def on_epoch(epoch: int, row: dict[str, float], _r: int = r, _f: int = f, _label: str = label) -> None:
+            vals = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/"))
+            console.print(f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
+            hook.serkit_on_epoch_end(run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row)
 
         outcome = train_run(
             model,
@@ -409,6 +434,7 @@ def run_recipe(
                 "n_speakers": len({u.speaker for u in dd.utterances}),
             }
             for d, dd in domains.items()
+            if any(sp.test for sp in splits[d].values())
         },
         runs=outcomes,
         extraction=extraction,

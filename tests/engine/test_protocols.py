@@ -1,0 +1,131 @@
+"""Predefined and cross-corpus protocols: split logic and end-to-end runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from serkit.cli.main import main
+from serkit.data.splits import holdout_split, predefined_splits
+from serkit.errors import DatasetError
+
+
+def test_predefined_fold_column_is_cross_validation() -> None:
+    labels = ["a", "b"] * 6
+    meta = [{"fold": str(i % 3)} for i in range(12)]
+    out = predefined_splits(labels, meta, column="auto", val=0.25, seed=0)
+    assert [name for name, _ in out] == ["fold=0", "fold=1", "fold=2"]
+    for name, s in out:
+        v = name.split("=")[1]
+        assert set(s.test) == {i for i in range(12) if str(i % 3) == v}
+        assert not set(s.val) & set(s.train) and not set(s.test) & (set(s.train) | set(s.val))
+        assert len(s.val) == 2  # 25% of 8, stratified: one per label
+        assert {labels[i] for i in s.val} == {"a", "b"}
+
+
+def test_predefined_split_column() -> None:
+    labels = ["a", "b"] * 5
+    roles = ["train"] * 6 + ["valid", "test", "test", "dev"]
+    s = predefined_splits(labels, [{"split": r} for r in roles])[0][1]
+    assert (s.train, s.val, s.test) == ((0, 1, 2, 3, 4, 5), (6, 9), (7, 8))
+    no_val = predefined_splits(labels, [{"split": r} for r in ["train"] * 8 + ["test"] * 2], val=0.25)[0][1]
+    assert len(no_val.val) == 2 and set(no_val.test) == {8, 9}
+
+
+def test_predefined_errors() -> None:
+    with pytest.raises(DatasetError) as info:
+        predefined_splits(["a", "b"], [{"split": "train"}, {}])
+    assert str(info.value) == (
+        "protocol predefined: 1 utterance(s) have no 'split' value (e.g. position 1); "
+        "the manifest needs a 'split' column on every row"
+    )
+    with pytest.raises(DatasetError, match=r"unknown split value\(s\) \['holdout'\]"):
+        predefined_splits(["a", "b"], [{"split": "train"}, {"split": "holdout"}])
+
+
+def test_holdout_split_has_no_test() -> None:
+    s = holdout_split(["a", "b"] * 10, val=0.2, seed=1)
+    assert s.test == () and len(s.val) == 4 and len(s.train) == 16
+
+
+def run_cli(args: list[str]) -> int:
+    try:
+        main(args)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    return 0
+
+
+FEATS = """\
+features:
+  mfcc: {extractor: {type: mfcc, n_mfcc: 13, hop_ms: 20}, encoder: {type: mean_pool, stats: true}}
+heads: {default: {type: mlp, hidden: [32]}}
+train: {epochs: 3, batch_size: 16}
+"""
+
+
+def test_predefined_run_reproduces_the_manifest_folds(tmp_path: Path) -> None:
+    from serkit.builtin.datasets.synthetic import SyntheticDataset
+
+    utts = SyntheticDataset(languages=["xa"], speakers=6, per_class=3, root=str(tmp_path / "syn")).utterances()
+    manifest = tmp_path / "m.csv"
+    with manifest.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "speaker", "fold"])
+        for i, u in enumerate(utts):
+            w.writerow([u.path, u.label, u.speaker, i % 2])
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        f"name: pre\nprotocol: predefined\ndomains: {{xa: {{dataset: {{type: manifest, path: '{manifest}'}}}}}}\n"
+        + FEATS
+    )
+    out = tmp_path / "run"
+    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["protocol"] == "predefined" and res["n_runs"] == 2
+    rows = list(csv.DictReader((out / "splits" / "xa.csv").open()))
+    fold_of = {Path(u.path).with_suffix("").as_posix(): i % 2 for i, u in enumerate(utts)}
+    for r in rows:
+        assert r[f"r0-f{fold_of[r['id']]}"] == "test"
+
+
+def test_cross_lingual_run_tests_only_the_target_on_shared_labels(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: cross\n"
+        "protocol: {type: cross_lingual, test: [xb]}\n"
+        "domains:\n"
+        "  xa: {dataset: {type: synthetic, languages: [xa], speakers: 4, per_class: 6}}\n"
+        "  xb: {dataset: {type: synthetic, languages: [xb], speakers: 4, per_class: 6, emotions: [angry, sad, fear]},"
+        " head: xa}\n" + FEATS
+    )
+    out = tmp_path / "run"
+    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert list(res["domains"]) == ["xb"]
+    xb = res["domains"]["xb"]
+    assert xb["labels"] == ["angry", "sad"] and xb["n_test"] == 4 * 6 * 2
+    rows = list(csv.DictReader((out / "splits" / "xa.csv").open()))
+    assert {r["r0-f0"] for r in rows} == {"train", "val"}
+    rows_b = list(csv.DictReader((out / "splits" / "xb.csv").open()))
+    assert {r["r0-f0"] for r in rows_b} == {"test"}
+
+
+def test_cross_lingual_needs_a_trained_head(tmp_path: Path) -> None:
+    from serkit.config.recipe import load_recipe
+    from serkit.errors import RecipeError
+
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: cross\nprotocol: {type: cross_lingual, test: [xb, zz]}\n"
+        "domains:\n  xa: {dataset: {type: synthetic}}\n  xb: {dataset: {type: synthetic, languages: [xb]}}\n" + FEATS
+    )
+    with pytest.raises(RecipeError) as info:
+        load_recipe(recipe)
+    assert [(p, m) for p, _, m in info.value.problems] == [
+        ("protocol.test", "unknown domain(s) ['zz']; domains: xa, xb"),
+        ("domains.xb.head", "test-only domain 'xb' needs a trained head: set it to a training domain's head (xa)"),
+    ]
