@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -918,18 +918,12 @@ def _write_wav(path: Path, wav: np.ndarray, sample_rate: int) -> None:
     import numpy as np
     import soundfile as sf
 
+    from serkit.io import atomic_write_bytes
+
     pcm = np.round(np.clip(wav, -1.0, 1.0) * 32767.0).astype(np.int16)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            sf.write(f, pcm, sample_rate, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    buf = io.BytesIO()
+    sf.write(buf, pcm, sample_rate, subtype="PCM_16", format="WAV")
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _existing_durations(
