@@ -53,6 +53,7 @@ __all__ = [
     "__version__",
     "get_registry",
     "hookimpl",
+    "load_model",
     "load_recipe",
     "run",
 ]
@@ -77,6 +78,13 @@ def load_recipe(path: str, overrides: list[str] | tuple[str, ...] = ()) -> Any:
     from serkit.config.recipe import load_recipe as _load
 
     return _load(path, overrides)[0]
+
+
+def load_model(run_dir: str, checkpoint: str | None = None, device: str = "auto") -> Any:
+    """Load a trained run folder for prediction (see :func:`serkit.inference.load_model`)."""
+    from serkit.inference import load_model as _load
+
+    return _load(run_dir, checkpoint=checkpoint, device=device)
 
 
 def run(recipe: Any, out: str | None = None, progress: bool = True) -> str:

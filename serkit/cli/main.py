@@ -188,9 +188,11 @@ def plugins(as_json: bool) -> None:
 def _add_builtin_groups() -> None:
     from serkit.cli.data_cmd import data
     from serkit.cli.plugin_cmd import plugin
+    from serkit.cli.predict_cmd import predict
 
     cli.add_command(plugin)
     cli.add_command(data)
+    cli.add_command(predict)
 
 
 _add_builtin_groups()

@@ -1,0 +1,238 @@
+"""``serkit cache ...``: list, verify, prune and export the feature stores.
+
+The group is added to the main command line with ``cli.add_command(cache)``. Importing
+this module is cheap: the logic (:mod:`serkit.features.admin`, which imports numpy) and
+rich are imported when a command runs. Errors are :class:`~serkit.errors.SerkitError`
+subclasses, which ``serkit``'s entry point prints as ``error: ...`` with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from serkit.features.admin import StoreInfo
+
+__all__ = ["cache", "human_bytes"]
+
+#: Corrupt keys listed per store by ``verify`` (all are deleted by ``--repair``).
+MAX_SHOWN = 50
+#: Terminal width from which ``ls`` prints one table row per store (else one block each).
+WIDE = 140
+
+_ROOT_OPTION = click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the stores (default: $SERKIT_CACHE/features, else ~/.cache/serkit/features).",
+)
+
+
+def human_bytes(n: float) -> str:
+    """``1536 -> '1.5 KiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts)) if ts else "?"
+
+
+def _root(root: Path | None) -> Path:
+    from serkit.features.admin import default_root
+
+    return root if root is not None else default_root()
+
+
+@click.group()
+def cache() -> None:
+    """Inspect and maintain the feature stores (one SQLite file per extractor configuration).
+
+    \b
+    serkit cache ls                           what is cached, how big, how old
+    serkit cache verify --repair              find corrupt items and delete them
+    serkit cache prune --older-than 30        delete stores unused for 30 days
+    serkit cache export --store mfcc --format npz --out mfcc.npz
+    """
+
+
+# ------------------------------------------------------------------ ls
+@cache.command("ls")
+@_ROOT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def ls(root: Path | None, as_json: bool) -> None:
+    """One row per store: extractor, fingerprint, params, items, size, last modified."""
+    from serkit.features.admin import list_stores
+
+    listing = list_stores(_root(root))
+    if as_json:
+        click.echo(json.dumps(listing.to_dict(), indent=2))
+        return
+    from rich.console import Console
+    from rich.markup import escape
+
+    console = Console()
+    if not listing.stores:
+        console.print(f"no feature stores in {listing.root}", highlight=False)
+    elif console.width >= WIDE:
+        _print_table(console, listing.stores, f"feature stores in {listing.root}")
+    else:  # a narrow terminal: one block per store, nothing cut
+        console.print(f"feature stores in {listing.root}", highlight=False)
+        for s in listing.stores:
+            dtype = ",".join(s.dtypes) or s.store_dtype
+            console.print(
+                f"[bold]{s.name}[/]  {s.extractor} v{s.version}, {s.output}, dim {s.dim}, {dtype}\n"
+                f"    {s.items} item(s), {human_bytes(s.size_bytes)}, modified {_when(s.modified)}\n"
+                f"    params: {escape(s.short_params(width=10_000))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+    if listing.stores:
+        total = sum(s.size_bytes for s in listing.stores)
+        console.print(f"{len(listing.stores)} store(s), {human_bytes(total)}", highlight=False)
+    for p in listing.problems:
+        console.print(f"[yellow]warning:[/] {escape(f'{p.path}: {p.message}')}", highlight=False, soft_wrap=True)
+
+
+def _print_table(console: Console, stores: list[StoreInfo], title: str) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("extractor", "fingerprint", "version", "params", "output", "dim", "items", "size",
+                "dtype", "modified"):
+        justify = "right" if col in ("dim", "items", "size") else "left"
+        # params wraps; the identifying columns never do (they are copied into --store)
+        table.add_column(col, justify=justify, no_wrap=col != "params")  # type: ignore[arg-type]
+    for s in stores:
+        table.add_row(
+            s.extractor,
+            s.fingerprint,
+            s.version,
+            s.short_params(),
+            s.output,
+            str(s.dim),
+            str(s.items),
+            human_bytes(s.size_bytes),
+            ",".join(s.dtypes) or s.store_dtype,
+            _when(s.modified),
+        )
+    console.print(table)
+
+
+# ------------------------------------------------------------------ verify
+@cache.command("verify")
+@_ROOT_OPTION
+@click.option("--store", "selector", default=None, metavar="NAME",
+              help="Only this store: extractor name, fingerprint (prefix) or file name.")
+@click.option("--repair", is_flag=True, help="Delete the corrupt items so that the next run recomputes them.")
+def verify(root: Path | None, selector: str | None, repair: bool) -> None:
+    """Read every stored item and check its checksum, shape and values.
+
+    Exit code 0 when every store is sound (or repaired), 1 when corrupt items or
+    unreadable store files remain.
+    """
+    from serkit.features.admin import find_store, list_stores, verify_store
+
+    root = _root(root)
+    if selector is not None:
+        stores, problems = [find_store(root, selector)], []
+    else:
+        listing = list_stores(root)
+        stores = listing.stores
+        problems = [p for p in listing.problems if p.path.suffix == ".sqlite"]
+        if not stores and not problems:
+            click.echo(f"no feature stores in {root}")
+            return
+    failed = False
+    for info in stores:
+        report = verify_store(info, repair=repair)
+        n_bad = len(report.corrupt)
+        head = f"{info.path}: {report.checked} item(s) checked, "
+        if not n_bad:
+            click.echo(head + "all sound")
+            continue
+        click.secho(head + f"{n_bad} corrupt", fg="red")
+        for item in report.corrupt[:MAX_SHOWN]:
+            click.echo(f"  {item.key}: {item.reason}")
+        if n_bad > MAX_SHOWN:
+            click.echo(f"  ... and {n_bad - MAX_SHOWN} more")
+        if repair:
+            click.echo(f"  deleted {report.repaired} corrupt item(s); the next run recomputes them")
+        else:
+            failed = True
+            click.echo("  run again with --repair to delete them (the next run recomputes them)")
+    for p in problems:
+        failed = True
+        click.secho(f"{p.path}: {p.message}; delete the file to rebuild the store", fg="red")
+    if failed:
+        raise SystemExit(1)
+
+
+# ------------------------------------------------------------------ prune
+@cache.command("prune")
+@_ROOT_OPTION
+@click.option("--older-than", "older_than", type=click.FloatRange(min=0), default=None, metavar="DAYS",
+              help="Stores not modified for this many days.")
+@click.option("--store", "selector", default=None, metavar="NAME",
+              help="This store: extractor name, fingerprint (prefix) or file name.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
+def prune(root: Path | None, older_than: float | None, selector: str | None, dry_run: bool,
+          assume_yes: bool) -> None:
+    """Delete whole store files (with their -wal/-shm files).
+
+    Do not prune a store that a running extraction or training is using.
+    """
+    from serkit.features.admin import delete_store_files, select_prunable
+
+    root = _root(root)
+    if older_than is None and selector is None:
+        raise click.UsageError("give --older-than DAYS or --store NAME (or both)")
+    victims = select_prunable(root, older_than_days=older_than, store=selector)
+    if not victims:
+        click.echo(f"nothing to prune in {root}")
+        return
+    total = sum(s.size_bytes for s in victims)
+    verb = "would delete" if dry_run else "to delete"
+    click.echo(f"{verb} {len(victims)} store(s), {human_bytes(total)}:")
+    for s in victims:
+        click.echo(f"  {_describe(s)}")
+    if dry_run:
+        return
+    if not assume_yes and not click.confirm(f"delete {len(victims)} store(s)?", default=False):
+        click.echo("nothing deleted")
+        return
+    freed = sum(delete_store_files(s.path) for s in victims)
+    click.echo(f"deleted {len(victims)} store(s), freed {human_bytes(freed)}")
+
+
+def _describe(s: StoreInfo) -> str:
+    return (f"{s.path.name}  {s.items} item(s)  {human_bytes(s.size_bytes)}  "
+            f"modified {_when(s.modified)}")
+
+
+# ------------------------------------------------------------------ export
+@cache.command("export")
+@_ROOT_OPTION
+@click.option("--store", "selector", required=True, metavar="NAME",
+              help="Extractor name, fingerprint (prefix) or file name of the store.")
+@click.option("--format", "fmt", type=click.Choice(["npy", "npz", "hdf5"]), required=True,
+              help="npy: a folder of KEY.npy + index.csv; npz: one file; hdf5: one file (needs h5py).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Destination file or folder.")
+@click.option("--force", is_flag=True, help="Replace an existing --out.")
+def export(root: Path | None, selector: str, fmt: str, out: Path, force: bool) -> None:
+    """Write a store's arrays (float32, named by their store key) to npy, npz or HDF5."""
+    from serkit.features.admin import export_store
+
+    result = export_store(_root(root), selector, fmt, out, overwrite=force)  # type: ignore[arg-type]
+    click.echo(f"exported {result.items} item(s) to {result.path} ({result.format})")

@@ -1,0 +1,657 @@
+"""Administration of the feature stores on disk: list, verify (and repair), prune, export.
+
+Everything here works on the store *files* (``<root>/<extractor>-<fingerprint>.sqlite``,
+see :mod:`serkit.features.store`) without the extractor that wrote them: the ``meta``
+table says what a store holds. Listing, verifying and exporting open the databases
+read-only (a store's modification time is not changed by looking at it); only
+:func:`verify_store` with ``repair=True`` and :func:`delete_store_files` write.
+
+A file in the folder that is not a readable store is reported as a
+:class:`StoreProblem`, never raised, by :func:`list_stores`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import shutil
+import sqlite3
+import tempfile
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from serkit.errors import CacheError, SerkitError
+from serkit.features.store import BUSY_TIMEOUT_S, STORE_FORMAT, _checksum
+from serkit.paths import cache_dir
+
+__all__ = [
+    "COMPANION_SUFFIXES",
+    "CorruptItem",
+    "ExportFormat",
+    "ExportResult",
+    "Listing",
+    "StoreInfo",
+    "StoreProblem",
+    "VerifyReport",
+    "default_root",
+    "delete_store_files",
+    "export_store",
+    "find_store",
+    "list_stores",
+    "read_store_info",
+    "select_prunable",
+    "verify_store",
+]
+
+ExportFormat = Literal["npy", "npz", "hdf5"]
+
+#: Files SQLite keeps next to a database (write-ahead log, shared memory, rollback journal).
+COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
+
+#: Rows fetched per step when scanning a store (bounded memory on multi-GB stores).
+_FETCH = 64
+#: Keys per ``DELETE ... IN (...)`` statement.
+_CHUNK = 500
+_NUMERIC_DTYPES = frozenset({"float16", "float32", "float64"})
+
+
+def default_root() -> Path:
+    """Where serkit keeps its feature stores: ``serkit.paths.cache_dir() / "features"``."""
+    return cache_dir() / "features"
+
+
+# ----------------------------------------------------------------------------- records
+@dataclass(frozen=True)
+class StoreInfo:
+    """One store file, described from its ``meta`` table and the file system.
+
+    Attributes:
+        path: the ``.sqlite`` file.
+        extractor: extractor name.
+        fingerprint: extractor fingerprint (16 hex digits).
+        version: extractor version.
+        params: extractor parameters.
+        output: ``"sequence"`` (items ``(L, dim)``) or ``"vector"`` (items ``(dim,)``).
+        dim: feature dimension.
+        items: stored arrays.
+        size_bytes: bytes on disk, including the ``-wal``/``-shm`` files.
+        dtypes: storage dtypes of the items (usually one).
+        modified: last modification (seconds since the epoch) of the database or its log.
+        store_dtype: the dtype new items are written in (``meta.dtype``).
+    """
+
+    path: Path
+    extractor: str
+    fingerprint: str
+    version: str
+    params: dict[str, Any]
+    output: str
+    dim: int
+    items: int
+    size_bytes: int
+    dtypes: tuple[str, ...]
+    modified: float
+    store_dtype: str
+
+    @property
+    def name(self) -> str:
+        """The file name without ``.sqlite``: ``<extractor>-<fingerprint>``."""
+        return self.path.stem
+
+    def short_params(self, width: int = 48) -> str:
+        """``k=v`` pairs of the parameters, cut to ``width`` characters."""
+        text = ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(self.params.items()))
+        return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (``serkit cache ls --json``)."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "extractor": self.extractor,
+            "fingerprint": self.fingerprint,
+            "version": self.version,
+            "params": self.params,
+            "output": self.output,
+            "dim": self.dim,
+            "items": self.items,
+            "size_bytes": self.size_bytes,
+            "dtypes": list(self.dtypes),
+            "store_dtype": self.store_dtype,
+            "modified": self.modified,
+        }
+
+
+@dataclass(frozen=True)
+class StoreProblem:
+    """A file in the stores folder that is not a readable store, and why."""
+
+    path: Path
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": str(self.path), "message": self.message}
+
+
+@dataclass
+class Listing:
+    """The readable stores of a folder (sorted by file name) and the other files' problems."""
+
+    root: Path
+    stores: list[StoreInfo] = field(default_factory=list)
+    problems: list[StoreProblem] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "stores": [s.to_dict() for s in self.stores],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+@dataclass(frozen=True)
+class CorruptItem:
+    """A stored item that cannot be returned as it was written."""
+
+    key: str
+    reason: str
+
+
+@dataclass
+class VerifyReport:
+    """What :func:`verify_store` found in one store.
+
+    Attributes:
+        store: the store.
+        checked: items read.
+        corrupt: the items failing a check, sorted by key.
+        repaired: corrupt items deleted (``repair=True``); the next extraction recomputes them.
+    """
+
+    store: StoreInfo
+    checked: int = 0
+    corrupt: list[CorruptItem] = field(default_factory=list)
+    repaired: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """No corrupt item is left in the store."""
+        return len(self.corrupt) == self.repaired
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_store` wrote: ``items`` arrays to ``path`` in ``format``."""
+
+    path: Path
+    format: str
+    items: int
+
+
+# ----------------------------------------------------------------------------- reading
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """A read-only connection (does not change the database's modification time)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+    except sqlite3.Error as err:
+        raise CacheError(f"{path}: cannot open the feature store ({err})") from err
+    return conn
+
+
+def _disk_usage(path: Path) -> tuple[int, float]:
+    """Bytes of the database plus its companion files, and their latest mtime."""
+    size = 0
+    mtime = 0.0
+    for p in [path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)]:
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            continue
+        size += st.st_size
+        # the shared-memory index and an empty log (left by readers) say nothing about
+        # when the store was last written
+        if p == path or (p.name.endswith("-wal") and st.st_size > 0):
+            mtime = max(mtime, st.st_mtime)
+    return size, mtime
+
+
+def read_store_info(path: Path) -> StoreInfo:
+    """Describe one store file from its ``meta`` table.
+
+    Raises:
+        CacheError: the file is missing, not a SQLite database, has no feature tables,
+            incomplete ``meta``, or a store format this serkit does not read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"{path}: no such store file")
+    conn = _connect_ro(path)
+    try:
+        try:
+            meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+            items = int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+            dtypes = tuple(
+                sorted(r[0] for r in conn.execute("SELECT DISTINCT dtype FROM features").fetchall())
+            )
+        except sqlite3.Error as err:
+            raise CacheError(f"{path}: not a serkit feature store ({err})") from err
+    finally:
+        conn.close()
+    missing = [k for k in ("format", "extractor", "fingerprint", "dim", "output") if k not in meta]
+    if missing:
+        raise CacheError(f"{path}: not a serkit feature store (meta lacks {', '.join(missing)})")
+    if meta["format"] != STORE_FORMAT:
+        raise CacheError(
+            f"{path}: store format {meta['format']!r}; this serkit reads format {STORE_FORMAT!r}"
+        )
+    try:
+        params = json.loads(meta.get("params", "{}"))
+        dim = int(meta["dim"])
+    except (ValueError, TypeError) as err:
+        raise CacheError(f"{path}: unreadable meta params/dim ({err})") from err
+    if not isinstance(params, dict):
+        raise CacheError(f"{path}: meta params is not a JSON object")
+    size, mtime = _disk_usage(path)
+    return StoreInfo(
+        path=path,
+        extractor=meta["extractor"],
+        fingerprint=meta["fingerprint"],
+        version=meta.get("version", "?"),
+        params=params,
+        output=meta["output"],
+        dim=dim,
+        items=items,
+        size_bytes=size,
+        dtypes=dtypes,
+        modified=mtime,
+        store_dtype=meta.get("dtype", "?"),
+    )
+
+
+def _is_companion(name: str) -> bool:
+    return any(name.endswith(".sqlite" + s) for s in COMPANION_SUFFIXES)
+
+
+def list_stores(root: Path | None = None) -> Listing:
+    """Every store file directly in ``root`` (default :func:`default_root`).
+
+    Files that are not readable stores (a foreign ``.sqlite``, a stray file) become
+    :class:`StoreProblem` entries; SQLite's companion files and hidden temporary files
+    are skipped. A missing folder gives an empty listing.
+
+    Raises:
+        CacheError: ``root`` exists but is not a readable folder.
+    """
+    root = Path(root) if root is not None else default_root()
+    listing = Listing(root=root)
+    if not root.exists():
+        return listing
+    if not root.is_dir():
+        raise CacheError(f"{root}: not a folder; --root must be the folder holding the *.sqlite stores")
+    try:
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+    except OSError as err:
+        raise CacheError(f"{root}: cannot list the stores folder ({err})") from err
+    for p in entries:
+        if p.name.startswith(".") or _is_companion(p.name):
+            continue
+        if p.is_dir():
+            listing.problems.append(StoreProblem(p, "a folder, not a store file (ignored)"))
+            continue
+        if p.suffix != ".sqlite":
+            listing.problems.append(StoreProblem(p, "not a store file: stores end in .sqlite (ignored)"))
+            continue
+        try:
+            listing.stores.append(read_store_info(p))
+        except CacheError as err:
+            listing.problems.append(StoreProblem(p, str(err).removeprefix(f"{p}: ")))
+    return listing
+
+
+def find_store(root: Path | None, selector: str) -> StoreInfo:
+    """The one store of ``root`` that ``selector`` names.
+
+    ``selector`` is a file name (with or without ``.sqlite``), a path to a store file,
+    a fingerprint or a prefix of one (4+ hex digits), or an extractor name.
+
+    Raises:
+        CacheError: no store or several stores match (the message lists them).
+    """
+    if os.sep in selector and Path(selector).is_file():
+        return read_store_info(Path(selector))
+    listing = list_stores(root)
+    stem = selector.removesuffix(".sqlite")
+    tiers = [
+        [s for s in listing.stores if s.name == stem],
+        [s for s in listing.stores if s.fingerprint == selector],
+        [s for s in listing.stores if len(selector) >= 4 and s.fingerprint.startswith(selector)],
+        [s for s in listing.stores if s.extractor == selector],
+    ]
+    for matches in tiers:
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            names = ", ".join(s.name for s in matches)
+            raise CacheError(
+                f"store {selector!r} is ambiguous in {listing.root}: it matches {names}; "
+                "give the fingerprint or the file name"
+            )
+    known = ", ".join(s.name for s in listing.stores) or "none"
+    bad = [p for p in listing.problems if p.path.name.removesuffix(".sqlite") == stem]
+    if bad:
+        raise CacheError(f"{bad[0].path}: {bad[0].message}")
+    raise CacheError(f"no feature store matches {selector!r} in {listing.root} (stores: {known})")
+
+
+# ----------------------------------------------------------------------------- rows
+def _decode(shape_json: str, dtype: str, data: bytes, checksum: str, output: str, dim: int) -> np.ndarray | str:
+    """The stored array (in its stored dtype), or why the row is corrupt."""
+    data = bytes(data)
+    if _checksum(data) != checksum:
+        return f"checksum mismatch (stored {checksum}, computed {_checksum(data)})"
+    try:
+        raw_shape = json.loads(shape_json)
+        if not isinstance(raw_shape, list) or not all(isinstance(s, int) and s >= 0 for s in raw_shape):
+            raise ValueError("not a list of non-negative integers")
+        shape = tuple(raw_shape)
+    except ValueError as err:
+        return f"shape {shape_json!r} is unreadable ({err})"
+    if dtype not in _NUMERIC_DTYPES:
+        return f"dtype {dtype!r} is not one of {', '.join(sorted(_NUMERIC_DTYPES))}"
+    itemsize = np.dtype(dtype).itemsize
+    if len(data) != math.prod(shape) * itemsize:
+        return f"{len(data)} bytes do not hold a {dtype} array of shape {list(shape)}"
+    if output == "sequence":
+        ok = len(shape) == 2 and shape[0] >= 1 and shape[1] == dim
+        expected = f"(L, {dim}) with L >= 1"
+    else:
+        ok = shape == (dim,)
+        expected = f"({dim},)"
+    if not ok:
+        return f"shape {list(shape)} does not match the store's {output} output {expected}"
+    arr = np.frombuffer(data, dtype=np.dtype(dtype)).reshape(shape)
+    if not np.all(np.isfinite(arr)):
+        return "contains NaN or infinite values"
+    return arr
+
+
+def _rows(conn: sqlite3.Connection, path: Path, ordered: bool) -> Iterator[tuple[Any, ...]]:
+    sql = "SELECT key, shape, dtype, data, checksum FROM features" + (" ORDER BY key" if ordered else "")
+    try:
+        cur = conn.execute(sql)
+        while True:
+            rows = cur.fetchmany(_FETCH)
+            if not rows:
+                return
+            yield from rows
+    except sqlite3.Error as err:
+        raise CacheError(f"{path}: reading the items failed ({err})") from err
+
+
+def verify_store(store: StoreInfo | Path, *, repair: bool = False) -> VerifyReport:
+    """Read every item of a store and check its checksum, shape, dtype and values.
+
+    Args:
+        store: a :class:`StoreInfo` or the path of a store file.
+        repair: delete the corrupt items (in one transaction), so that the next
+            extraction recomputes them.
+
+    Raises:
+        CacheError: the file is not a readable store, or the repair could not be written.
+    """
+    info = store if isinstance(store, StoreInfo) else read_store_info(Path(store))
+    report = VerifyReport(store=info)
+    conn = _connect_ro(info.path)
+    try:
+        for key, shape_json, dtype, data, checksum in _rows(conn, info.path, ordered=False):
+            report.checked += 1
+            got = _decode(shape_json, dtype, data, checksum, info.output, info.dim)
+            if isinstance(got, str):
+                report.corrupt.append(CorruptItem(key, got))
+    finally:
+        conn.close()
+    report.corrupt.sort(key=lambda c: c.key)
+    if repair and report.corrupt:
+        report.repaired = _delete_keys(info.path, [c.key for c in report.corrupt])
+    return report
+
+
+def _delete_keys(path: Path, keys: list[str]) -> int:
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    except sqlite3.Error as err:
+        raise CacheError(f"{path}: cannot open the feature store for writing ({err})") from err
+    n = 0
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for i in range(0, len(keys), _CHUNK):
+                chunk = keys[i : i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                n += conn.execute(f"DELETE FROM features WHERE key IN ({marks})", chunk).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as err:
+        raise CacheError(f"{path}: deleting the corrupt items failed ({err})") from err
+    finally:
+        conn.close()
+    return n
+
+
+# ----------------------------------------------------------------------------- prune
+def select_prunable(
+    root: Path | None = None,
+    *,
+    older_than_days: float | None = None,
+    store: str | None = None,
+    now: float | None = None,
+) -> list[StoreInfo]:
+    """The stores :func:`delete_store_files` would remove.
+
+    Args:
+        older_than_days: stores whose database and log were last modified more than
+            this many days ago.
+        store: a store selector (see :func:`find_store`); with ``older_than_days`` the
+            store must also be that old.
+        now: the current time (seconds since the epoch; default ``time.time()``).
+
+    Raises:
+        SerkitError: neither criterion is given, or ``older_than_days`` is negative.
+        CacheError: ``store`` matches no store or several.
+    """
+    if older_than_days is None and store is None:
+        raise SerkitError("cache prune: give --older-than DAYS or --store NAME (or both)")
+    if older_than_days is not None and older_than_days < 0:
+        raise SerkitError(f"cache prune: --older-than must be >= 0 days, got {older_than_days}")
+    candidates = [find_store(root, store)] if store is not None else list_stores(root).stores
+    if older_than_days is None:
+        return candidates
+    limit = (time.time() if now is None else now) - older_than_days * 86400.0
+    return [s for s in candidates if s.modified < limit]
+
+
+def delete_store_files(path: Path) -> int:
+    """Delete a store file and its ``-wal``/``-shm``/``-journal`` files; returns bytes freed.
+
+    Do not call it while a process has the store open (a run extracting or training).
+
+    Raises:
+        CacheError: a file could not be deleted.
+    """
+    path = Path(path)
+    freed = 0
+    for p in [path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)]:
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            raise CacheError(f"{p}: cannot delete ({err})") from err
+        freed += size
+    return freed
+
+
+# ----------------------------------------------------------------------------- export
+def _items(info: StoreInfo) -> Iterator[tuple[str, np.ndarray]]:
+    """``(key, float32 array)`` of every item, sorted by key; corrupt items raise."""
+    conn = _connect_ro(info.path)
+    try:
+        for key, shape_json, dtype, data, checksum in _rows(conn, info.path, ordered=True):
+            got = _decode(shape_json, dtype, data, checksum, info.output, info.dim)
+            if isinstance(got, str):
+                raise CacheError(
+                    f"{info.path}: item {key} is corrupt ({got}); run "
+                    f"'serkit cache verify --store {info.fingerprint} --repair' and re-extract"
+                )
+            yield key, got.astype(np.float32)
+    finally:
+        conn.close()
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def _export_npy(info: StoreInfo, tmp: Path) -> int:
+    tmp.mkdir()
+    index = io.StringIO()
+    writer = csv.writer(index, lineterminator="\n")
+    writer.writerow(["key", "shape"])
+    n = 0
+    for key, arr in _items(info):
+        np.save(tmp / f"{key}.npy", arr, allow_pickle=False)
+        writer.writerow([key, _shape_text(arr.shape)])
+        n += 1
+    (tmp / "index.csv").write_text(index.getvalue(), encoding="utf-8")
+    return n
+
+
+def _export_npz(info: StoreInfo, tmp: Path) -> int:
+    # written member by member (as numpy.savez does), so the whole store is never in memory
+    n = 0
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, arr in _items(info):
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, arr, allow_pickle=False)
+            n += 1
+    return n
+
+
+def _export_hdf5(info: StoreInfo, tmp: Path, h5py: Any) -> int:
+    n = 0
+    with h5py.File(tmp, "w") as f:
+        f.attrs["extractor"] = info.extractor
+        f.attrs["fingerprint"] = info.fingerprint
+        f.attrs["version"] = info.version
+        f.attrs["params"] = json.dumps(info.params, sort_keys=True)
+        f.attrs["output"] = info.output
+        f.attrs["dim"] = info.dim
+        for key, arr in _items(info):
+            f.create_dataset(key, data=arr)
+            n += 1
+    return n
+
+
+def _import_h5py() -> Any:
+    try:
+        import h5py
+    except ImportError as err:
+        raise SerkitError(
+            f"cache export --format hdf5 needs h5py, which cannot be imported ({err}); "
+            "install it with: pip install h5py (or use --format npz / npy)"
+        ) from err
+    return h5py
+
+
+def export_store(
+    root: Path | None,
+    store: str,
+    fmt: ExportFormat,
+    out: Path,
+    *,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write every item of a store, as float32 arrays named by their key.
+
+    Formats:
+
+    * ``npy``: ``out`` is a folder of ``<key>.npy`` files plus ``index.csv``
+      (columns ``key,shape``, shape as ``500x768``);
+    * ``npz``: one ``out`` file readable with ``numpy.load`` (member names = keys);
+    * ``hdf5``: one ``out`` file with a dataset per key and the store's meta as
+      attributes (needs h5py).
+
+    The export is written under a temporary name next to ``out`` and renamed when
+    complete, so ``out`` is never half written.
+
+    Args:
+        root: the stores folder (default :func:`default_root`).
+        store: a store selector (see :func:`find_store`).
+        fmt: ``"npy"``, ``"npz"`` or ``"hdf5"``.
+        out: destination path.
+        overwrite: replace an existing ``out``.
+
+    Raises:
+        SerkitError: unknown format, ``out`` exists (without ``overwrite``), or h5py
+            is missing for ``hdf5``.
+        CacheError: no such store, or a corrupt item (nothing is then written).
+    """
+    if fmt not in ("npy", "npz", "hdf5"):
+        raise SerkitError(f"cache export: --format must be npy, npz or hdf5, got {fmt!r}")
+    h5py = _import_h5py() if fmt == "hdf5" else None
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise SerkitError(f"cache export: {out} already exists; remove it, choose another --out or pass --force")
+    if fmt == "npy" and out.exists() and not out.is_dir():
+        raise SerkitError(f"cache export: --format npy writes a folder, but {out} is a file")
+    if fmt != "npy" and out.is_dir():
+        raise SerkitError(f"cache export: --format {fmt} writes a file, but {out} is a folder")
+    info = find_store(root, store)
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SerkitError(f"cache export: cannot create {parent} ({err})") from err
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+    target = tmp / "export"
+    try:
+        if fmt == "npy":
+            n = _export_npy(info, target)
+        elif fmt == "npz":
+            n = _export_npz(info, target)
+        else:
+            n = _export_hdf5(info, target, h5py)
+        _fsync_tree(target)
+        if out.exists():  # overwrite: move the old export aside, then swap
+            old = tmp / "old"
+            os.replace(out, old)
+        os.replace(target, out)
+    except OSError as err:
+        raise SerkitError(f"cache export: writing {out} failed ({err})") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ExportResult(path=out, format=fmt, items=n)
+
+
+def _fsync_tree(path: Path) -> None:
+    files = [path] if path.is_file() else [p for p in path.iterdir() if p.is_file()]
+    for p in files:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
