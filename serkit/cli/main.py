@@ -186,6 +186,7 @@ def plugins(as_json: bool) -> None:
 
 
 def _add_builtin_groups() -> None:
+    from serkit.cli.cache_cmd import cache
     from serkit.cli.data_cmd import data
     from serkit.cli.plugin_cmd import plugin
     from serkit.cli.predict_cmd import predict
@@ -193,6 +194,7 @@ def _add_builtin_groups() -> None:
     cli.add_command(plugin)
     cli.add_command(data)
     cli.add_command(predict)
+    cli.add_command(cache)
 
 
 _add_builtin_groups()

@@ -1,0 +1,159 @@
+"""Extraction throughput: the per-file loop a user would write vs serkit's extract_features.
+
+For MFCC and GE2E on a synthetic corpus of N utterances, times
+
+(a) the plain loop: ``soundfile.read`` + ``librosa.feature.mfcc`` per file, and
+    resemblyzer's ``preprocess_wav`` + ``VoiceEncoder.embed_utterance`` per file;
+(b) :func:`serkit.features.extract_features` into a fresh feature store (threaded
+    hashing/loading, batched extraction, one transaction per batch);
+
+and prints files/s, the real-time factor (audio seconds per wall second) and the
+speed-up (b)/(a). Goal: >= 2x. Both sides get one warm-up file first (model loading and
+first-call costs are not timed). The torch thread count matters for GE2E: it is printed
+and can be set with ``--torch-threads``.
+
+    OMP_NUM_THREADS=1 python benchmarks/extraction_throughput.py --utterances 48
+    python benchmarks/extraction_throughput.py                   # the default size
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def make_corpus(root: Path, n: int, seed: int) -> list[Any]:
+    """``n`` utterances of the synthetic corpus (generated once under ``root``, then reused)."""
+    from serkit.data.synthetic import DEFAULT_EMOTIONS, generate_corpus
+
+    speakers = 6
+    per_class = max(1, math.ceil(n / (speakers * len(DEFAULT_EMOTIONS))))
+    utts = generate_corpus(root, speakers=speakers, per_class=per_class, seed=seed)
+    return utts[:n]
+
+
+def audio_seconds(utts: list[Any]) -> float:
+    import soundfile as sf
+
+    return sum(sf.info(u.path).duration for u in utts)
+
+
+def plain_mfcc(paths: list[str]) -> None:
+    """What a user writes: read each file, librosa MFCC (serkit's mfcc defaults)."""
+    import librosa
+    import soundfile as sf
+
+    for p in paths:
+        y, sr = sf.read(p, dtype="float32", always_2d=False)
+        if y.ndim > 1:
+            y = y.mean(axis=1)
+        if sr != 16000:
+            y = librosa.resample(y, orig_sr=sr, target_sr=16000)
+        librosa.feature.mfcc(
+            y=y, sr=16000, n_mfcc=40, n_fft=512, win_length=400, hop_length=160, n_mels=64
+        )
+
+
+def plain_ge2e(paths: list[str], encoder: Any) -> None:
+    """What a user writes with resemblyzer: preprocess_wav then embed_utterance per file."""
+    from resemblyzer import preprocess_wav
+
+    for p in paths:
+        encoder.embed_utterance(preprocess_wav(Path(p)))
+
+
+def timed(fn: Any, *args: Any) -> float:
+    start = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - start
+
+
+def serkit_extract(utts: list[Any], extractor: Any, batch_size: int, workers: int) -> float:
+    """Wall time of extract_features into a fresh store (deleted afterwards)."""
+    from serkit.features import FeatureStore, extract_features
+
+    with tempfile.TemporaryDirectory(prefix="serkit-bench-") as tmp:
+        store = FeatureStore(Path(tmp), extractor)
+        start = time.perf_counter()
+        result = extract_features(
+            utts, extractor, store, batch_size=batch_size, num_workers=workers, progress=False
+        )
+        seconds = time.perf_counter() - start
+        store.close()
+    if result.computed != len({u.path for u in utts}) or result.failed:
+        sys.exit(f"extract_features computed {result.computed}, failed {len(result.failed)}")
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--utterances", type=int, default=200, help="Corpus size (default 200).")
+    parser.add_argument("--corpus", type=Path, default=None,
+                        help="Folder of the synthetic corpus (default: a temporary folder).")
+    parser.add_argument("--extractors", default="mfcc,ge2e", help="Comma-separated: mfcc, ge2e.")
+    parser.add_argument("--batch-size", type=int, default=16, help="extract_features batch size.")
+    parser.add_argument("--workers", type=int, default=2, help="extract_features loading threads.")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads.")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    import torch
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    print(f"cpus={os.cpu_count()} torch threads={torch.get_num_threads()} "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+
+    with tempfile.TemporaryDirectory(prefix="serkit-corpus-") as tmp:
+        root = args.corpus or Path(tmp)
+        t0 = time.perf_counter()
+        utts = make_corpus(root, args.utterances, args.seed)
+        total = audio_seconds(utts)
+        print(f"corpus: {len(utts)} files, {total:.1f} s of audio ({time.perf_counter() - t0:.1f} s to prepare)")
+        paths = [u.path for u in utts]
+        rows = []
+        for name in [e.strip() for e in args.extractors.split(",") if e.strip()]:
+            if name == "mfcc":
+                from serkit.builtin.extractors.mfcc import Mfcc
+
+                extractor: Any = Mfcc()
+                plain_mfcc(paths[:1])  # warm-up
+                plain = timed(plain_mfcc, paths)
+            elif name == "ge2e":
+                from serkit.builtin.extractors.ge2e import Ge2e
+
+                extractor = Ge2e()
+                encoder = extractor.load_encoder()  # the same pretrained VoiceEncoder
+                plain_ge2e(paths[:1], encoder)  # warm-up
+                plain = timed(plain_ge2e, paths, encoder)
+            else:
+                sys.exit(f"unknown extractor {name!r}; use mfcc and/or ge2e")
+            extractor.extract_batch([_warm_wav()])  # warm-up (first-call costs)
+            ours = serkit_extract(utts, extractor, args.batch_size, args.workers)
+            rows.append((name, plain, ours))
+
+    n = len(utts)
+    print()
+    print(f"{'extractor':<10} {'method':<16} {'seconds':>8} {'files/s':>8} {'RTF':>7} {'speed-up':>8}")
+    for name, plain, ours in rows:
+        print(f"{name:<10} {'plain loop':<16} {plain:8.2f} {n / plain:8.1f} {total / plain:6.1f}x {'':>8}")
+        print(f"{'':<10} {'extract_features':<16} {ours:8.2f} {n / ours:8.1f} {total / ours:6.1f}x "
+              f"{plain / ours:7.2f}x")
+    print("\ngoal: extract_features >= 2x the plain loop (RTF = audio seconds per wall second)")
+
+
+def _warm_wav() -> Any:
+    import numpy as np
+
+    t = np.arange(16000) / 16000
+    return (0.1 * np.sin(2 * np.pi * 180 * t)).astype(np.float32)
+
+
+if __name__ == "__main__":
+    main()
