@@ -96,9 +96,10 @@ def load_domains(recipe: Any) -> dict[str, list[Utterance]]:
         try:
             out[domain] = ds.utterances()
         except DatasetError as err:
-            hint = f"\n    how to get it: {ds.how_to_get}" if ds.how_to_get else ""
-            hint += f"\n    see {ds.homepage}" if ds.homepage else ""
-            problems.append(f"  domains.{domain} ({ds.name}): {err}{hint}")
+            text = str(err)
+            hint = f"\n    how to get it: {ds.how_to_get}" if ds.how_to_get and ds.how_to_get not in text else ""
+            hint += f"\n    see {ds.homepage}" if ds.homepage and ds.homepage not in text else ""
+            problems.append(f"  domains.{domain} ({ds.name}): {text}{hint}")
     if problems:
         raise DatasetError("cannot load the recipe's datasets:\n" + "\n".join(problems))
     return out
@@ -226,6 +227,7 @@ def run_recipe(
     registry = manager.registry
     hook = manager.hook
     device = resolve_device(recipe.device)
+    raw = load_domains(recipe)  # a missing corpus stops the run before anything is written
     run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = recipe.model_dump(mode="json")
@@ -234,8 +236,7 @@ def run_recipe(
     console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device})")
     hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
 
-    # 1. datasets
-    raw = load_domains(recipe)
+    # 1. datasets (loaded above, before anything is written)
     for d, utts in raw.items():
         console.print(f"  domain {d}: {len(utts)} utterances, {len({u.speaker for u in utts})} speakers")
 

@@ -177,3 +177,4 @@ def test_missing_dataset_stops_with_how_to_get(tmp_path: Path) -> None:
         in proc.stderr
     )
     assert f"domains.bb (manifest): manifest {tmp_path / 'm.csv'}: file not found" in proc.stderr
+    assert not (tmp_path / "r").exists()  # nothing is written before the datasets load
