@@ -16,7 +16,7 @@ from types import ModuleType
 
 import pluggy
 
-from serkit import hookspecs
+from serkit import __version__, hookspecs
 from serkit.errors import PluginError
 from serkit.registry import Registry
 
@@ -64,13 +64,6 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     if dist is None:
         return "<unknown>", ""
     return dist.metadata["Name"], dist.version
-
-
-def _serkit_version() -> str:
-    try:
-        return metadata.version("serkit")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 def _unknown_hooks(module: ModuleType, pm: pluggy.PluginManager) -> list[str]:
@@ -123,7 +116,7 @@ def load_plugins(
         candidates.append((ep.name, dist, version, ep))
     if not builtin_seen and BUILTIN_NAME not in blocked:
         # running from a source tree that was never pip-installed
-        candidates.insert(0, (BUILTIN_NAME, "serkit", _serkit_version(), BUILTIN_MODULE))
+        candidates.insert(0, (BUILTIN_NAME, "serkit", __version__, BUILTIN_MODULE))
     for name, obj in extra:
         candidates.append((name, f"<{name}>", "", obj))
 

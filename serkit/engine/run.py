@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from serkit import __version__
 from serkit.data.splits import (
     Split,
     holdout_split,
@@ -332,7 +333,7 @@ def run_recipe(
         "streams": [s.__dict__ for s in streams],
         "labels": labels,
         "head_of": head_of,
-        "serkit_version": _version(),
+        "serkit_version": __version__,
     }
     tr = recipe.train
     for run_no, (r, f) in enumerate(plan):
@@ -499,12 +500,3 @@ def _speaker_norms(
             console.print(f"  [yellow]warning:[/] {msg}")
         out[d] = {sid: speaker_stats(dd.keys[sid], speakers, store) for sid, store in stores.items()}
     return out
-
-
-def _version() -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version("serkit")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"
