@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from serkit.cli.main import main
+from serkit.testing.cli import run_cli
 
 RECIPE = """\
 name: e2e
@@ -30,14 +30,6 @@ heads:
   default: {{type: mlp, hidden: [64], activations: [relu], dropout: 0.1}}
 train: {{epochs: 10, batch_size: 16}}
 """
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 @pytest.mark.slow
@@ -78,10 +70,7 @@ def test_run_speaker_independent_beats_chance_and_writes_run_folder(tmp_path: Pa
         assert all(len(v) == 1 for v in roles.values()), roles
     # a second identical run reuses every cached feature
     out2 = tmp_path / "run2"
-    assert (
-        run_cli(["run", str(recipe), "--out", str(out2), "--quiet", "--set", "protocol.folds=[0]"])
-        == 0
-    )
+    assert run_cli(["run", str(recipe), "--out", str(out2), "--quiet", "--set", "protocol.folds=[0]"]) == 0
     ext = json.loads((out2 / "results.json").read_text())["extraction"]
     assert ext["mfcc"]["computed"] == 0 and ext["mfcc"]["cached"] == 192
     assert ext["ge2e"]["computed"] == 0 and ext["ge2e"]["cached"] == 192
@@ -136,9 +125,7 @@ def test_bad_audio_in_folder_dataset_errors_or_is_skipped_and_listed(tmp_path: P
     assert "Traceback" not in proc.stderr
     assert f"error: {bad.resolve()}: not a readable audio file" in proc.stderr.replace("\n", "")
     out = tmp_path / "r2"
-    code = run_cli(
-        ["run", str(recipe), "--out", str(out), "--quiet", "--set", "data.on_bad_audio=skip"]
-    )
+    code = run_cli(["run", str(recipe), "--out", str(out), "--quiet", "--set", "data.on_bad_audio=skip"])
     assert code == 0
     listed = json.loads((out / "bad_files.json").read_text())
     assert [b["path"] for b in listed] == [str(bad.resolve())]
@@ -172,9 +159,6 @@ def test_missing_dataset_stops_with_how_to_get(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "cannot load the recipe's datasets:" in proc.stderr
-    assert (
-        f"domains.aa (folder): folder dataset: root {tmp_path / 'nowhere'} does not exist"
-        in proc.stderr
-    )
+    assert f"domains.aa (folder): folder dataset: root {tmp_path / 'nowhere'} does not exist" in proc.stderr
     assert f"domains.bb (manifest): manifest {tmp_path / 'm.csv'}: file not found" in proc.stderr
     assert not (tmp_path / "r").exists()  # nothing is written before the datasets load

@@ -10,18 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from serkit.cli.main import main
 from serkit.config.loader import load_yaml_text
 from serkit.config.recipe import validate_recipe_data
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
-
+from serkit.testing.cli import run_cli
 
 BASE = """\
 name: {name}

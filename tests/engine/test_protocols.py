@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from serkit.cli.main import main
 from serkit.data.splits import holdout_split, predefined_splits
 from serkit.errors import DatasetError
+from serkit.testing.cli import run_cli
 
 
 def test_predefined_fold_column_is_cross_validation() -> None:
@@ -49,14 +49,6 @@ def test_predefined_errors() -> None:
 def test_holdout_split_has_no_test() -> None:
     s = holdout_split(["a", "b"] * 10, val=0.2, seed=1)
     assert s.test == () and len(s.val) == 4 and len(s.train) == 16
-
-
-def run_cli(args: list[str]) -> int:
-    try:
-        main(args)
-    except SystemExit as exit_:
-        return int(exit_.code or 0)
-    return 0
 
 
 FEATS = """\
