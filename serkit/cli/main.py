@@ -190,11 +190,13 @@ def _add_builtin_groups() -> None:
     from serkit.cli.data_cmd import data
     from serkit.cli.plugin_cmd import plugin
     from serkit.cli.predict_cmd import predict
+    from serkit.cli.report_cmd import report
 
     cli.add_command(plugin)
     cli.add_command(data)
     cli.add_command(predict)
     cli.add_command(cache)
+    cli.add_command(report)
 
 
 _add_builtin_groups()

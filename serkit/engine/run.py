@@ -219,6 +219,8 @@ def run_recipe(
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
+    from serkit.report.html import write_html
+    from serkit.report.plots import write_plots
     from serkit.report.results import build_results, write_report
 
     started = datetime.now(timezone.utc)
@@ -447,6 +449,7 @@ def run_recipe(
     )
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
+    write_html(run_dir, results, write_plots(run_dir, results))
     hook.serkit_on_run_end(run_dir=str(run_dir), results=results)
     for s in stores.values():
         s.close()
@@ -455,7 +458,9 @@ def run_recipe(
             f"[bold]{d}[/]: UA {m['ua']['mean']:.4f} ± {m['ua']['std']:.4f}   "
             f"WA {m['wa']['mean']:.4f} ± {m['wa']['std']:.4f}   ({results['protocol']}, {len(outcomes)} run(s))"
         )
-    console.print(f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'}")
+    console.print(
+        f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'} (and report.html, plots/)"
+    )
     return run_dir
 
 

@@ -54,6 +54,9 @@ def test_run_speaker_independent_beats_chance_and_writes_run_folder(tmp_path: Pa
         "checkpoints/r0-f0.safetensors",
         "checkpoints/r0-f1.safetensors",
         "checkpoints/model.json",
+        "report.html",
+        "plots/confusion_xa.png",
+        "plots/training_curves.png",
     ):
         assert (out / name).is_file(), name
     report = (out / "report.md").read_text()

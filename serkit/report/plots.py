@@ -1,0 +1,328 @@
+"""PNG figures of a run folder, drawn from its ``results.json`` mapping.
+
+Every ``plot_*`` function takes the results mapping and an output folder, writes its
+figure(s) atomically (rendered into memory, then :func:`serkit.io.atomic_write_bytes`) and
+returns the list of written paths (empty when the results hold nothing to draw).
+matplotlib is imported inside the functions, with the non-interactive ``Agg`` backend.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from serkit.errors import SerkitError
+from serkit.io import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DPI",
+    "normalise_confusion",
+    "plot_confusions",
+    "plot_gates",
+    "plot_nas",
+    "plot_training_curves",
+    "write_plots",
+]
+
+DPI = 120
+
+
+def normalise_confusion(m: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
+    """Row-normalised confusion matrix (rows = true classes sum to 1).
+
+    Args:
+        m: (C, C) counts, rows = true class, columns = predicted class.
+
+    Returns:
+        (C, C) float array; a row with no samples (all zeros) stays all zeros, never NaN.
+    """
+    a = np.asarray(m, dtype=float)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise SerkitError(f"confusion matrix must be square (C, C), got shape {a.shape}")
+    totals = a.sum(axis=1, keepdims=True)
+    out = np.zeros_like(a)
+    np.divide(a, totals, out=out, where=totals > 0)
+    return out
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    plt = _pyplot()
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def _run_title(results: dict[str, Any]) -> str:
+    n = results.get("n_runs", len(results.get("runs", [])))
+    return f"{results.get('recipe', 'run')} — protocol {results.get('protocol', '?')}, {n} run(s)"
+
+
+def _stream_names(streams: Sequence[str] | None, n: int) -> list[str]:
+    if streams and len(streams) == n:
+        return [str(s) for s in streams]
+    return [f"stream {i + 1}" for i in range(n)]
+
+
+def _text_colour(value: float) -> str:
+    return "white" if value > 0.6 else "black"
+
+
+def plot_confusions(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One row-normalised confusion matrix per domain -> ``confusion_<domain>.png``.
+
+    Cells are annotated with the proportion of the true class; rows of labels absent from
+    the domain's test set are drawn blank (grey) and annotated "no test utterances".
+    """
+    plt = _pyplot()
+    written: list[Path] = []
+    for d, m in results.get("domains", {}).items():
+        labels = [str(x) for x in m["labels"]]
+        counts = np.asarray(m["confusion"], dtype=float)
+        norm = normalise_confusion(counts)
+        empty = counts.sum(axis=1) == 0
+        shown = np.ma.masked_array(norm, mask=np.repeat(empty[:, None], len(labels), axis=1))
+        c = len(labels)
+        size = max(4.0, 0.8 * c + 2.5)
+        fig, ax = plt.subplots(figsize=(size + 1.0, size))
+        cmap = plt.get_cmap("Blues").with_extremes(bad="#e6e6e6")
+        im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="proportion of true class")
+        for i in range(c):
+            if empty[i]:
+                ax.text(c / 2 - 0.5, i, "no test utterances", ha="center", va="center", fontsize=8, color="#555555")
+                continue
+            for j in range(c):
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=9, color=_text_colour(norm[i, j]))
+        ax.set_xticks(range(c), labels, rotation=45, ha="right")
+        ax.set_yticks(range(c), labels)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ua = m.get("ua", {}).get("mean")
+        ua_text = f", UA {ua:.3f}" if isinstance(ua, (int, float)) else ""
+        ax.set_title(f"{_run_title(results)}\nconfusion, domain {d}{ua_text} (summed over runs)", fontsize=10)
+        written.append(_save(fig, Path(out_dir) / f"confusion_{d}.png"))
+    return written
+
+
+def _mean_curve(curves: list[list[float]]) -> np.ndarray:
+    """Mean per epoch over runs of possibly different lengths (early stopping), NaN-safe."""
+    length = max(len(c) for c in curves)
+    grid = np.full((len(curves), length), np.nan)
+    for i, c in enumerate(curves):
+        grid[i, : len(c)] = c
+    counts = np.sum(~np.isnan(grid), axis=0)
+    sums = np.nansum(grid, axis=0)
+    out = np.full(length, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out
+
+
+def plot_training_curves(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Train loss and validation UA per domain vs epoch -> ``training_curves.png``.
+
+    One light line per run and the mean over runs in bold (runs stopped early contribute to
+    the mean of the epochs they reached). Nothing is written when no run has a history.
+    """
+    runs = [r for r in results.get("runs", []) if r.get("history")]
+    if not runs:
+        return []
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    domains = list(results.get("domains", {}))
+    if not domains:
+        keys = {k for r in runs for row in r["history"] for k in row}
+        domains = sorted(k.split("/", 1)[1] for k in keys if k.startswith("val_ua/"))
+    panels = ["train_loss", *(f"val_ua/{d}" for d in domains)]
+    n = len(panels)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False)
+    for k, key in enumerate(panels):
+        ax = axes[k // cols][k % cols]
+        curves: list[list[float]] = []
+        for r in runs:
+            epochs = [float(row["epoch"]) for row in r["history"]]
+            ys = [float(row.get(key, math.nan)) for row in r["history"]]
+            ax.plot(epochs, ys, color="tab:blue", alpha=0.3, linewidth=1.0)
+            curves.append(ys)
+        mean = _mean_curve(curves)
+        ax.plot(np.arange(1, len(mean) + 1), mean, color="tab:blue", linewidth=2.5, label="mean over runs")
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if key == "train_loss":
+            ax.set_ylabel("train loss")
+            ax.set_title("train loss")
+        else:
+            ax.set_ylabel("validation UA")
+            ax.set_title(f"validation UA, domain {key.split('/', 1)[1]}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(f"{_run_title(results)}\ntraining curves (light: each run, bold: mean)", fontsize=11)
+    fig.tight_layout()
+    return [_save(fig, Path(out_dir) / "training_curves.png")]
+
+
+def _grouped_bars(
+    ax: Any,
+    streams: list[str],
+    domains: list[str],
+    values: dict[str, dict[str, float]],
+    errors: dict[str, dict[str, float]] | None = None,
+) -> None:
+    """Bars grouped by stream (x), one bar per domain; ``values[domain][stream]`` (NaN = absent)."""
+    width = 0.8 / max(len(domains), 1)
+    x = np.arange(len(streams))
+    for k, d in enumerate(domains):
+        ys = [values[d].get(s, math.nan) for s in streams]
+        err = None
+        if errors is not None:
+            err = [errors[d].get(s, 0.0) for s in streams]
+        ax.bar(x + (k - (len(domains) - 1) / 2) * width, ys, width, yerr=err, capsize=3, label=d)
+    ax.set_xticks(x, streams, rotation=30, ha="right")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(title="domain", fontsize=8)
+
+
+def plot_gates(
+    results: dict[str, Any],
+    out_dir: Path,
+    single_stream_ua: dict[str, dict[str, float]] | None = None,
+) -> list[Path]:
+    """Mean test-set gate weight per stream and domain (std over runs as error bars) -> ``gates.png``.
+
+    Args:
+        results: results.json mapping; only domains with a ``gates`` entry are drawn.
+        out_dir: folder of the figure.
+        single_stream_ua: optional ``{stream: {domain: UA}}`` of single-stream runs, drawn
+            as a second panel beside the gates (the paper's Fig. 4).
+
+    Returns:
+        ``[out_dir / "gates.png"]``, or ``[]`` when no domain has gates.
+    """
+    gated = {d: m["gates"] for d, m in results.get("domains", {}).items() if m.get("gates")}
+    if not gated:
+        return []
+    plt = _pyplot()
+    streams: list[str] = []
+    means: dict[str, dict[str, float]] = {}
+    stds: dict[str, dict[str, float]] = {}
+    for d, g in gated.items():
+        names = _stream_names(g.get("streams"), len(g["mean"]))
+        for s in names:
+            if s not in streams:
+                streams.append(s)
+        means[d] = {s: float(v) for s, v in zip(names, g["mean"], strict=True)}
+        std = g.get("std") or [0.0] * len(names)
+        stds[d] = {s: float(v) for s, v in zip(names, std, strict=True)}
+    domains = list(gated)
+    panels = 2 if single_stream_ua else 1
+    width = max(5.0, 0.6 * len(streams) * max(len(domains), 1) + 2.0)
+    fig, axes = plt.subplots(1, panels, figsize=(width * panels, 4.2), squeeze=False)
+    ax = axes[0][0]
+    _grouped_bars(ax, streams, domains, means, stds)
+    ax.set_ylabel("mean gate weight (test set)")
+    ax.set_xlabel("stream")
+    ax.set_title("gate weight per stream (± std over runs)")
+    if single_stream_ua:
+        ax2 = axes[0][1]
+        ua_streams = [s for s in streams if s in single_stream_ua]
+        ua_streams += [s for s in single_stream_ua if s not in ua_streams]
+        ua_domains = list(domains)
+        for per_domain in single_stream_ua.values():
+            for d in per_domain:
+                if d not in ua_domains:
+                    ua_domains.append(d)
+        values = {d: {s: float(single_stream_ua[s].get(d, math.nan)) for s in ua_streams} for d in ua_domains}
+        _grouped_bars(ax2, ua_streams, ua_domains, values)
+        ax2.set_ylabel("test UA")
+        ax2.set_xlabel("stream")
+        ax2.set_ylim(0.0, 1.0)
+        ax2.set_title("single-stream UA")
+    fig.suptitle(f"{_run_title(results)}\nfusion gates", fontsize=11)
+    fig.tight_layout()
+    return [_save(fig, Path(out_dir) / "gates.png")]
+
+
+def plot_nas(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One heat map of the mean NAS connectivity per domain -> ``nas_<domain>.png``.
+
+    The (M, M) matrix has rows = output u_i and columns = input stream f_j, colour scale
+    fixed to [0, 1], values annotated. Domains without ``nas_connectivity`` are skipped.
+    """
+    written: list[Path] = []
+    for d, m in results.get("domains", {}).items():
+        nas = m.get("nas_connectivity")
+        if not nas:
+            continue
+        plt = _pyplot()
+        xi = np.asarray(nas["mean"], dtype=float)
+        if xi.ndim != 2:
+            raise SerkitError(
+                f"results.json: domains.{d}.nas_connectivity.mean must be an (M, M) matrix, got shape {xi.shape}"
+            )
+        rows, cols = xi.shape
+        names = _stream_names(nas.get("streams"), cols)
+        size = max(4.0, 0.8 * cols + 2.5)
+        fig, ax = plt.subplots(figsize=(size + 1.0, size))
+        im = ax.imshow(xi, cmap="viridis", vmin=0.0, vmax=1.0)
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="connection weight")
+        for i in range(rows):
+            for j in range(cols):
+                ax.text(
+                    j,
+                    i,
+                    f"{xi[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="black" if xi[i, j] > 0.6 else "white",
+                )
+        ax.set_xticks(range(cols), names, rotation=45, ha="right")
+        ax.set_yticks(range(rows), [f"u{i + 1}" for i in range(rows)])
+        ax.set_xlabel(str(nas.get("columns", "input stream f_j")))
+        ax.set_ylabel(str(nas.get("rows", "output u_i")))
+        ax.set_title(f"{_run_title(results)}\nNAS connectivity, domain {d} (mean over runs)", fontsize=10)
+        written.append(_save(fig, Path(out_dir) / f"nas_{d}.png"))
+    return written
+
+
+def write_plots(
+    run_dir: Path,
+    results: dict[str, Any],
+    single_stream_ua: dict[str, dict[str, float]] | None = None,
+) -> list[Path]:
+    """Every figure that applies to ``results``, written under ``run_dir / "plots"``.
+
+    Returns the written paths: confusions, training curves, gates, NAS heat maps (in order).
+    """
+    out = Path(run_dir) / "plots"
+    paths: list[Path] = []
+    paths += plot_confusions(results, out)
+    paths += plot_training_curves(results, out)
+    paths += plot_gates(results, out, single_stream_ua)
+    paths += plot_nas(results, out)
+    return paths
