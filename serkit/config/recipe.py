@@ -233,6 +233,15 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 "(default: the aux loss's own weight).",
             ),
         ),
+        shots=(
+            int | None,
+            Field(
+                None,
+                ge=1,
+                description="Few-shot training: keep K labelled training utterances per class (and at most K "
+                "per class for validation), drawn anew for each repeat; the test split is untouched.",
+            ),
+        ),
         head=(
             str | None,
             Field(

@@ -15,7 +15,15 @@ import numpy as np
 
 from serkit.errors import DatasetError
 
-__all__ = ["Split", "holdout_split", "predefined_splits", "random_split", "speaker_folds", "speaker_split"]
+__all__ = [
+    "Split",
+    "few_shot",
+    "holdout_split",
+    "predefined_splits",
+    "random_split",
+    "speaker_folds",
+    "speaker_split",
+]
 
 
 @dataclass(frozen=True)
@@ -205,3 +213,21 @@ def predefined_splits(
     if not roles["val"]:
         roles["val"], roles["train"] = _stratified_take(roles["train"], labels, val, rng)
     return [("split", Split(tuple(sorted(roles["train"])), tuple(sorted(roles["val"])), tuple(sorted(roles["test"]))))]
+
+
+def few_shot(indices: Sequence[int], labels: Sequence[str], k: int, seed: int = 0) -> tuple[int, ...]:
+    """At most ``k`` of ``indices`` per label, drawn with ``seed`` (all of a label when fewer).
+
+    Used by a domain's ``shots: K``: different seeds (repeats) draw different shots.
+    """
+    if k < 1:
+        raise DatasetError(f"shots must be at least 1, got {k}")
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = defaultdict(list)
+    for i in indices:
+        by_label[labels[i]].append(i)
+    chosen: list[int] = []
+    for label in sorted(by_label):
+        items = np.array(by_label[label])
+        chosen.extend(int(x) for x in items[rng.permutation(len(items))[:k]])
+    return tuple(sorted(chosen))

@@ -18,6 +18,7 @@ import yaml
 from serkit import __version__
 from serkit.data.splits import (
     Split,
+    few_shot,
     holdout_split,
     predefined_splits,
     random_split,
@@ -176,6 +177,13 @@ def plan_splits(
                 s = Split((), (), tuple(range(len(dd.utterances))))
             else:
                 s = holdout_split(labels_of[d], val=proto.val, seed=seed)
+            shots = recipe.domains[d].shots
+            if shots is not None and d not in test_only:
+                s = Split(
+                    few_shot(s.train, labels_of[d], shots, seed=seed),
+                    few_shot(s.val, labels_of[d], shots, seed=seed + 7919),
+                    s.test,
+                )
             if d not in test_only:
                 train_labels = {dd.utterances[i].label for i in s.train}
                 missing = [lab for lab in own_labels[d] if lab not in train_labels]

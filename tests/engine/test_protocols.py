@@ -121,3 +121,40 @@ def test_cross_lingual_needs_a_trained_head(tmp_path: Path) -> None:
         ("protocol.test", "unknown domain(s) ['zz']; domains: xa, xb"),
         ("domains.xb.head", "test-only domain 'xb' needs a trained head: set it to a training domain's head (xa)"),
     ]
+
+
+def test_few_shot_draws_k_per_class_deterministically() -> None:
+    from serkit.data.splits import few_shot
+
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"] * 6
+    idx = list(range(len(labels)))
+    shots = few_shot(idx, labels, 5, seed=1)
+    counts = {lab: sum(labels[i] == lab for i in shots) for lab in "abc"}
+    assert counts == {"a": 5, "b": 3, "c": 5}
+    assert few_shot(idx, labels, 5, seed=1) == shots
+    assert few_shot(idx, labels, 5, seed=2) != shots
+    assert set(few_shot(idx[:12], labels, 2, seed=0)) <= set(idx[:12])
+    with pytest.raises(DatasetError, match="shots must be at least 1, got 0"):
+        few_shot(idx, labels, 0)
+
+
+def test_shots_limit_training_and_leave_test_untouched(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    base = (
+        "name: shots\nprotocol: {type: speaker, k: 3, folds: [0]}\nrepeats: 2\n"
+        "domains:\n  xa: {dataset: {type: synthetic, languages: [xa], speakers: 6, per_class: 6}SHOTS}\n" + FEATS
+    )
+    recipe.write_text(base.replace("SHOTS", ", shots: 2"))
+    full = tmp_path / "full.yaml"
+    full.write_text(base.replace("SHOTS", ""))
+    assert run_cli(["run", str(recipe), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    assert run_cli(["run", str(full), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    few = list(csv.DictReader((tmp_path / "a" / "splits" / "xa.csv").open()))
+    all_ = list(csv.DictReader((tmp_path / "b" / "splits" / "xa.csv").open()))
+    for run_id in ("r0-f0", "r1-f0"):
+        train = [r for r in few if r[run_id] == "train"]
+        assert sorted({r["label"] for r in train}) == ["angry", "happy", "neutral", "sad"]
+        assert all(sum(r["label"] == lab for r in train) == 2 for lab in ("angry", "happy", "neutral", "sad"))
+        assert [r["id"] for r in few if r[run_id] == "test"] == [r["id"] for r in all_ if r[run_id] == "test"]
+    draws = [{r["id"] for r in few if r[rid] == "train"} for rid in ("r0-f0", "r1-f0")]
+    assert draws[0] != draws[1]
