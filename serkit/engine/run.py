@@ -416,6 +416,8 @@ def run_recipe(
             on_epoch_end=on_epoch if progress else None,
         )
         save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
+        if run_no == 0:  # the fused test representations of the first run, for the t-SNE plot
+            _save_embeddings(run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, labels)
         tests = " ".join(f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}" for d, m in outcome.test.items())
         console.print(f"  {label}: best epoch {outcome.best_epoch}, test {tests}")
         outcomes.append(
@@ -470,6 +472,23 @@ def run_recipe(
         f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'} (and report.html, plots/)"
     )
     return run_dir
+
+
+def _save_embeddings(path: Path, embeddings: dict[str, dict[str, Any]], labels: dict[str, list[str]]) -> None:
+    """``<domain>.x`` (N, D) and ``<domain>.y`` (N,) arrays plus label names, as one .npz."""
+    import numpy as np
+
+    from serkit.io import atomic_write_bytes
+
+    arrays: dict[str, Any] = {}
+    for d, e in embeddings.items():
+        if "x" in e:
+            arrays[f"{d}.x"] = e["x"].astype(np.float32)
+            arrays[f"{d}.y"] = e["y"].astype(np.int64)
+            arrays[f"{d}.labels"] = np.array(labels[d])
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _param_groups(model: Any, extractors: dict[str, Any], losses: list[Any]) -> list[dict[str, Any]]:

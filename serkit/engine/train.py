@@ -32,6 +32,7 @@ class RunOutcome:
     state_dict: dict[str, torch.Tensor] = field(repr=False)
     seconds: float = 0.0
     fusion: dict[str, Any] = field(default_factory=dict)
+    embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
 
 
 @torch.no_grad()
@@ -41,8 +42,12 @@ def evaluate(
     main_loss: nn.Module,
     device: torch.device,
     n_classes: int,
+    collect: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Metrics of ``model`` on one domain's loader.
+
+    When ``collect`` is a dict, the fused representations ``x (N, D)`` and targets
+    ``y (N,)`` are stored in it (for t-SNE plots).
 
     Returns ua, wa, macro_f1, confusion, loss, n and, when the fusion reports gate weights
     (``extras["gates"]``, ``(B, M)``), their mean over the utterances as ``gates``.
@@ -52,6 +57,7 @@ def evaluate(
     y_pred: list[np.ndarray] = []
     total, count = 0.0, 0
     gate_sum: torch.Tensor | None = None
+    reps: list[np.ndarray] = []
     for batch in loader:
         batch = batch.to(device)
         logits, fused = model(batch)
@@ -60,6 +66,8 @@ def evaluate(
         count += len(batch.targets)
         y_true.append(batch.targets.cpu().numpy())
         y_pred.append(logits.argmax(dim=1).cpu().numpy())
+        if collect is not None:
+            reps.append(fused.representation.detach().float().cpu().numpy())
         gates = fused.extras.get("gates")
         if gates is not None:
             g = gates.detach().float().sum(dim=0).cpu()
@@ -73,6 +81,9 @@ def evaluate(
             "n": 0,
         }
     yt, yp = np.concatenate(y_true), np.concatenate(y_pred)
+    if collect is not None:
+        collect["x"] = np.concatenate(reps)
+        collect["y"] = yt
     out = classification_metrics(yt, yp, n_classes)
     out["loss"] = total / count
     out["n"] = count
@@ -169,12 +180,13 @@ def train_run(
                 break
     assert best_state is not None
     model.load_state_dict(best_state)
+    embeddings: dict[str, dict[str, np.ndarray]] = {d: {} for d in test_loaders}
     test = {
-        d: evaluate(model, dl, main_losses[d], device, n_classes[d])
+        d: evaluate(model, dl, main_losses[d], device, n_classes[d], embeddings[d])
         for d, dl in test_loaders.items()
     }
     summary = getattr(model.fusion, "summary", None)
     fusion_summary = summary() if callable(summary) else {}
     return RunOutcome(
-        best_epoch, history, best_val, test, best_state, time.perf_counter() - start, fusion_summary
+        best_epoch, history, best_val, test, best_state, time.perf_counter() - start, fusion_summary, embeddings
     )

@@ -310,6 +310,47 @@ def plot_nas(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
+def plot_tsne(results: dict[str, Any], run_dir: Path, max_points: int = 1500) -> list[Path]:
+    """t-SNE of the fused test representations of the first run, one panel per domain.
+
+    Reads ``run_dir/embeddings/*.npz`` (written by ``serkit run``); points are coloured
+    by true emotion (the paper's Fig. 3). Writes ``plots/tsne.png``; nothing without
+    embeddings.
+    """
+    files = sorted((Path(run_dir) / "embeddings").glob("*.npz"))
+    if not files:
+        return []
+    from sklearn.manifold import TSNE
+
+    with np.load(files[0], allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    domains = sorted({k.rsplit(".", 1)[0] for k in arrays if k.endswith(".x")})
+    if not domains:
+        return []
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(domains), figsize=(5.2 * len(domains), 4.8), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, d in zip(axes[0], domains, strict=True):
+        x, y, names = arrays[f"{d}.x"], arrays[f"{d}.y"], [str(n) for n in arrays[f"{d}.labels"]]
+        if len(x) > max_points:
+            keep = np.sort(rng.choice(len(x), max_points, replace=False))
+            x, y = x[keep], y[keep]
+        if len(x) < 5:
+            ax.set_axis_off()
+            continue
+        z = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=0).fit_transform(x)
+        for c in sorted(set(y.tolist())):
+            m = y == c
+            ax.scatter(z[m, 0], z[m, 1], s=10, alpha=0.8, label=names[c])
+        ax.set_title(f"domain {d} ({files[0].stem}, test set)")
+        ax.set_xlabel("t-SNE 1")
+        ax.set_ylabel("t-SNE 2")
+        ax.legend(fontsize=8, markerscale=1.5, loc="best")
+    fig.suptitle(f"{_run_title(results)}\nfused representation, coloured by emotion")
+    fig.tight_layout()
+    return [_save(fig, Path(run_dir) / "plots" / "tsne.png")]
+
+
 def write_plots(
     run_dir: Path,
     results: dict[str, Any],
@@ -325,4 +366,5 @@ def write_plots(
     paths += plot_training_curves(results, out)
     paths += plot_gates(results, out, single_stream_ua)
     paths += plot_nas(results, out)
+    paths += plot_tsne(results, Path(run_dir))
     return paths

@@ -165,3 +165,21 @@ def test_missing_dataset_stops_with_how_to_get(tmp_path: Path) -> None:
     assert f"domains.aa (folder): folder dataset: root {tmp_path / 'nowhere'} does not exist" in proc.stderr
     assert f"domains.bb (manifest): manifest {tmp_path / 'm.csv'}: file not found" in proc.stderr
     assert not (tmp_path / "r").exists()  # nothing is written before the datasets load
+
+
+def test_first_run_saves_test_embeddings_and_tsne(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: emb\nprotocol: {type: speaker, k: 3, folds: [0]}\n"
+        "domains: {xa: {dataset: {type: synthetic, languages: [xa], speakers: 6, per_class: 4}}}\n"
+        "features: {mfcc: {extractor: {type: mfcc, n_mfcc: 13, hop_ms: 20}, encoder: {type: mean_pool}}}\n"
+        "heads: {default: {type: mlp, hidden: [16]}}\ntrain: {epochs: 2, batch_size: 16}\n"
+    )
+    out = tmp_path / "run"
+    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    with np.load(out / "embeddings" / "r0-f0.npz") as data:
+        x, y = data["xa.x"], data["xa.y"]
+        assert list(data["xa.labels"]) == res["domains"]["xa"]["labels"]
+    assert x.shape == (res["domains"]["xa"]["n_test"], 13) and len(y) == len(x)  # mean_pool of 13 MFCCs
+    assert (out / "plots" / "tsne.png").stat().st_size > 10_000
