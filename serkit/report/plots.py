@@ -310,6 +310,36 @@ def plot_nas(results: dict[str, Any], out_dir: Path) -> list[Path]:
     return written
 
 
+def _load_embeddings(run_dir: Path) -> tuple[str, dict[str, np.ndarray]] | None:
+    files = sorted((Path(run_dir) / "embeddings").glob("*.npz"))
+    if not files:
+        return None
+    with np.load(files[0], allow_pickle=False) as data:
+        return files[0].stem, {k: data[k] for k in data.files}
+
+
+def _tsne_panel(ax: Any, arrays: dict[str, np.ndarray], domain: str, title: str, max_points: int) -> None:
+    """Scatter one domain's fused test representations after t-SNE, coloured by emotion."""
+    from sklearn.manifold import TSNE
+
+    x, y = arrays[f"{domain}.x"], arrays[f"{domain}.y"]
+    names = [str(n) for n in arrays[f"{domain}.labels"]]
+    if len(x) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(x), max_points, replace=False))
+        x, y = x[keep], y[keep]
+    if len(x) < 5:
+        ax.set_axis_off()
+        return
+    z = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=0).fit_transform(x)
+    for c in sorted(set(y.tolist())):
+        m = y == c
+        ax.scatter(z[m, 0], z[m, 1], s=10, alpha=0.8, label=names[c])
+    ax.set_title(title)
+    ax.set_xlabel("t-SNE 1")
+    ax.set_ylabel("t-SNE 2")
+    ax.legend(fontsize=8, markerscale=1.5, loc="best")
+
+
 def plot_tsne(results: dict[str, Any], run_dir: Path, max_points: int = 1500) -> list[Path]:
     """t-SNE of the fused test representations of the first run, one panel per domain.
 
@@ -317,38 +347,38 @@ def plot_tsne(results: dict[str, Any], run_dir: Path, max_points: int = 1500) ->
     by true emotion (the paper's Fig. 3). Writes ``plots/tsne.png``; nothing without
     embeddings.
     """
-    files = sorted((Path(run_dir) / "embeddings").glob("*.npz"))
-    if not files:
+    loaded = _load_embeddings(run_dir)
+    if loaded is None:
         return []
-    from sklearn.manifold import TSNE
-
-    with np.load(files[0], allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
+    run_id, arrays = loaded
     domains = sorted({k.rsplit(".", 1)[0] for k in arrays if k.endswith(".x")})
     if not domains:
         return []
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(domains), figsize=(5.2 * len(domains), 4.8), squeeze=False)
-    rng = np.random.default_rng(0)
     for ax, d in zip(axes[0], domains, strict=True):
-        x, y, names = arrays[f"{d}.x"], arrays[f"{d}.y"], [str(n) for n in arrays[f"{d}.labels"]]
-        if len(x) > max_points:
-            keep = np.sort(rng.choice(len(x), max_points, replace=False))
-            x, y = x[keep], y[keep]
-        if len(x) < 5:
-            ax.set_axis_off()
-            continue
-        z = TSNE(n_components=2, perplexity=min(30.0, (len(x) - 1) / 3), init="pca", random_state=0).fit_transform(x)
-        for c in sorted(set(y.tolist())):
-            m = y == c
-            ax.scatter(z[m, 0], z[m, 1], s=10, alpha=0.8, label=names[c])
-        ax.set_title(f"domain {d} ({files[0].stem}, test set)")
-        ax.set_xlabel("t-SNE 1")
-        ax.set_ylabel("t-SNE 2")
-        ax.legend(fontsize=8, markerscale=1.5, loc="best")
+        _tsne_panel(ax, arrays, d, f"domain {d} ({run_id}, test set)", max_points)
     fig.suptitle(f"{_run_title(results)}\nfused representation, coloured by emotion")
     fig.tight_layout()
     return [_save(fig, Path(run_dir) / "plots" / "tsne.png")]
+
+
+def plot_tsne_runs(run_dirs: Sequence[Path], domain: str, out: Path, max_points: int = 1500) -> Path:
+    """Side-by-side t-SNE of one domain in several runs (e.g. alpha = 0 vs alpha > 0, Fig. 3).
+
+    Raises:
+        SerkitError: a run has no saved embeddings or not this domain.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(run_dirs), figsize=(5.2 * len(run_dirs), 4.8), squeeze=False)
+    for ax, run_dir in zip(axes[0], run_dirs, strict=True):
+        loaded = _load_embeddings(run_dir)
+        if loaded is None or f"{domain}.x" not in loaded[1]:
+            raise SerkitError(f"{run_dir}: no saved test embeddings of domain {domain!r} (embeddings/*.npz)")
+        _tsne_panel(ax, loaded[1], domain, f"{Path(run_dir).name}: domain {domain}", max_points)
+    fig.suptitle("fused representation, coloured by emotion")
+    fig.tight_layout()
+    return _save(fig, out)
 
 
 def write_plots(

@@ -183,3 +183,7 @@ def test_first_run_saves_test_embeddings_and_tsne(tmp_path: Path) -> None:
         assert list(data["xa.labels"]) == res["domains"]["xa"]["labels"]
     assert x.shape == (res["domains"]["xa"]["n_test"], 13) and len(y) == len(x)  # mean_pool of 13 MFCCs
     assert (out / "plots" / "tsne.png").stat().st_size > 10_000
+    # two runs side by side (the paper's Fig. 3 compares alpha = 0 and alpha > 0)
+    assert run_cli(["report", str(out), str(out), "--tsne-compare", str(tmp_path / "t.png"), "--domain", "xa"]) == 0
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+    assert run_cli(["report", str(out), "--tsne-compare", str(tmp_path / "u.png"), "--domain", "zz"]) == 2
