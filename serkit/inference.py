@@ -216,6 +216,9 @@ def load_model(
     from serkit.plugins import get_plugin_manager
 
     root = Path(run_dir)
+    from serkit.export import verify_export
+
+    verify_export(root)  # exported folders carry checksums of every file
     ckpt_dir = root / "checkpoints"
     model_json = ckpt_dir / "model.json"
     info = _read_json(model_json, "model description")

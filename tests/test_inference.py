@@ -328,3 +328,31 @@ def test_cli_json_and_csv_match_the_api(run: Path, tmp_path: Path, capsys: pytes
     assert [float(r["start"]) for r in table[1:]] == pytest.approx([w.start for w in windowed.windows])
     with pytest.raises(AudioError, match="not a readable audio file"):
         predict.main(["--run", str(run), "--domain", "xb", str(broken)], standalone_mode=False)
+
+
+def test_export_is_self_contained_and_checksummed(run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from serkit.errors import ModelError
+    from serkit.export import export_model
+    from serkit.inference import load_model
+
+    out = export_model(run, tmp_path / "exported", checkpoint="r0-f1")
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(out), moved)  # another place (no link to the run folder)
+    paths, _ = split_of(run, "xa", "r0-f1")
+    original = load_model(run, checkpoint="r0-f1").logits(paths[:6], domain="xa")
+    exported = load_model(moved)
+    assert exported.checkpoint == "r0-f1"
+    np.testing.assert_array_equal(exported.logits(paths[:6], domain="xa"), original)
+    weights = moved / "checkpoints" / "r0-f1.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as info:
+        load_model(moved)
+    assert str(info.value) == (
+        f"{moved}: checkpoints/r0-f1.safetensors does not match its SHA-256 in export.json; refusing a modified model"
+    )
+    with pytest.raises(ModelError, match="exists and is not empty"):
+        export_model(run, moved)

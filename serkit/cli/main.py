@@ -89,6 +89,18 @@ def sweep(sweep_file: Path, overrides: tuple[str, ...], out: Path | None, quiet:
     click.echo(f"tables: {folder / 'table.md'}  {folder / 'table.csv'}")
 
 
+@cli.command("export")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="New folder to write.")
+@click.option("--checkpoint", default=None, help="Run id such as r0-f1 (default: best validation UA).")
+def export_cmd(run_dir: Path, out: Path, checkpoint: str | None) -> None:
+    """Write a self-contained model folder (safetensors + JSON, checksummed) for serkit.load_model."""
+    from serkit.export import export_model
+
+    folder = export_model(run_dir, out, checkpoint)
+    click.echo(f"exported {run_dir} -> {folder}")
+
+
 @cli.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
