@@ -46,7 +46,7 @@ def cli(no_plugin: tuple[str, ...]) -> None:
 
 
 @cli.command()
-@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("recipe", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option(
     "--set",
     "overrides",
@@ -61,16 +61,42 @@ def cli(no_plugin: tuple[str, ...]) -> None:
     help="Run folder (default: runs/<name>-<timestamp>).",
 )
 @click.option("--unset", "unset", multiple=True, metavar="PATH", help="Remove a recipe entry (e.g. domains.de).")
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Continue an interrupted run in this folder with its own recipe.yaml; finished runs are kept.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
-def run(recipe: Path, overrides: tuple[str, ...], out: Path | None, unset: tuple[str, ...], quiet: bool) -> None:
-    """Train and evaluate RECIPE; writes results.json, report.md and checkpoints."""
+def run(
+    recipe: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    unset: tuple[str, ...],
+    resume: Path | None,
+    quiet: bool,
+) -> None:
+    """Train and evaluate RECIPE; writes results.json, report.md and checkpoints.
+
+    \b
+    serkit run recipes/quickstart.yaml --set repeats=3
+    serkit run --resume runs/quickstart-20261124-101500     # after an interruption
+    """
     from serkit.config.recipe import load_recipe
 
     _plugin_warnings()
+    if resume is not None:
+        if recipe is not None or overrides or unset or out is not None:
+            raise click.UsageError(
+                "--resume RUN_DIR takes the run's own recipe.yaml; give no RECIPE, --set, --unset or --out"
+            )
+        recipe, out = resume / "recipe.yaml", resume
+    if recipe is None:
+        raise click.UsageError("missing RECIPE (or --resume RUN_DIR)")
     rec, _ = load_recipe(recipe, overrides, unset=unset)
     from serkit.engine.run import run_recipe
 
-    run_recipe(rec, out=out, source=str(recipe), progress=not quiet)
+    run_recipe(rec, out=out, source=str(recipe), progress=not quiet, resume=resume is not None)
 
 
 @cli.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import platform
 import sys
 import time
@@ -216,8 +217,13 @@ def run_recipe(
     out: Path | None = None,
     source: str = "<recipe>",
     progress: bool = True,
+    resume: bool = False,
 ) -> Path:
-    """Run a validated recipe end to end; returns the run folder."""
+    """Run a validated recipe end to end; returns the run folder.
+
+    With ``resume``, runs (repeat x fold) that finished in ``out`` before (their
+    ``runs/<id>.json`` exists) are kept as they are; cached features are reused anyway.
+    """
     import torch
 
     from serkit.engine.checkpoint import save_checkpoint
@@ -349,6 +355,11 @@ def run_recipe(
     for run_no, (r, f) in enumerate(plan):
         run_id = f"r{r}-f{f}"
         seed = recipe.seed + r
+        done_file = run_dir / "runs" / f"{run_id}.json"
+        if resume and done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file():
+            outcomes.append(json.loads(done_file.read_text(encoding="utf-8")))
+            console.print(f"  run {run_no + 1}/{len(plan)} ({run_id}): finished before, kept")
+            continue
         seed_everything(seed * 1000 + f)
         model = build_model(recipe, registry, streams, labels, head_of, extractors)
         main_losses = torch.nn.ModuleDict(
@@ -434,6 +445,7 @@ def run_recipe(
                 "history": outcome.history,
             }
         )
+        atomic_write_json(done_file, outcomes[-1])  # lets --resume keep this run
     atomic_write_json(run_dir / "checkpoints" / "model.json", model_config)
 
     results = build_results(

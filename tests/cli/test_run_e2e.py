@@ -187,3 +187,27 @@ def test_first_run_saves_test_embeddings_and_tsne(tmp_path: Path) -> None:
     assert run_cli(["report", str(out), str(out), "--tsne-compare", str(tmp_path / "t.png"), "--domain", "xa"]) == 0
     assert (tmp_path / "t.png").stat().st_size > 10_000
     assert run_cli(["report", str(out), "--tsne-compare", str(tmp_path / "u.png"), "--domain", "zz"]) == 2
+
+
+def test_resume_keeps_finished_runs_and_reproduces_the_rest(tmp_path: Path) -> None:
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        "name: resume\nprotocol: {type: speaker, k: 3, folds: [0, 1]}\n"
+        "domains: {xa: {dataset: {type: synthetic, languages: [xa], speakers: 6, per_class: 4}}}\n"
+        "features: {mfcc: {extractor: {type: mfcc, n_mfcc: 13, hop_ms: 20}, encoder: {type: mean_pool}}}\n"
+        "heads: {default: {type: mlp, hidden: [16]}}\ntrain: {epochs: 2, batch_size: 16}\n"
+    )
+    out = tmp_path / "run"
+    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    full = json.loads((out / "results.json").read_text())
+    kept = (out / "runs" / "r0-f0.json").stat().st_mtime_ns
+    # as if the process died during the second fold
+    (out / "runs" / "r0-f1.json").unlink()
+    (out / "checkpoints" / "r0-f1.safetensors").unlink()
+    (out / "results.json").unlink()
+    assert run_cli(["run", "--resume", str(out), "--quiet"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert (out / "runs" / "r0-f0.json").stat().st_mtime_ns == kept
+    assert (out / "checkpoints" / "r0-f1.safetensors").is_file()
+    assert again["domains"]["xa"]["ua"]["values"] == full["domains"]["xa"]["ua"]["values"]
+    assert run_cli(["run", str(recipe), "--resume", str(out)]) == 2  # usage error: both given
