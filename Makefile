@@ -33,7 +33,7 @@ quickstart: $(STAMP)
 	$(VENV)/bin/serkit run recipes/quickstart.yaml --out runs/quickstart
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check serkit tests plugins
+	$(VENV)/bin/ruff check serkit tests plugins benchmarks
 	$(PY) -m pytest -q
 
 clean-venv:
