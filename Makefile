@@ -1,6 +1,6 @@
 # Two commands, each self-sufficient on a fresh machine:
 #   make quickstart   creates .venv if missing, installs serkit, runs recipes/quickstart.yaml
-#   make test         creates .venv if missing, installs serkit + test extras, runs ruff and pytest
+#   make test         creates .venv if missing, installs serkit + test and hf extras, runs ruff and pytest
 #
 # TORCH_SPEC picks the torch build (default: the CPU wheel 2.13.0); GPU users can pass
 # e.g. TORCH_SPEC="torch" or an existing install with TORCH_SPEC="".
@@ -19,7 +19,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install --quiet "$(TORCH_SPEC)"; fi
-	$(PIP) install --quiet -e ".[test]"
+	$(PIP) install --quiet -e ".[test,hf]"
 	# the worked example of a dataset plugin for a low-resource language (URDU)
 	$(PIP) install --quiet --no-deps -e plugins/serkit-plugin-urdu
 	# resemblyzer pulls the webrtcvad sdist, whose module imports pkg_resources (gone in
