@@ -378,7 +378,7 @@ class LoadedModel:
 
     def _waveforms(self, src: str | np.ndarray, index: int, sample_rate: int | None) -> dict[int, np.ndarray]:
         """Sample rate -> waveform of one input, for every rate an extractor needs."""
-        from serkit.data.audio import MIN_DURATION, load_audio, resample
+        from serkit.data.audio import check_waveform, load_audio, resample
 
         rates = self.sample_rates
         if isinstance(src, str):
@@ -394,13 +394,7 @@ class LoadedModel:
         if wav.dtype.kind != "f":
             raise AudioError(f"{name}: expected float samples in [-1, 1], got dtype {wav.dtype}")
         wav = np.ascontiguousarray(wav, dtype=np.float32)
-        if not np.all(np.isfinite(wav)):
-            raise AudioError(f"{name}: audio contains NaN or infinite samples")
-        duration = wav.shape[0] / sample_rate
-        if duration < MIN_DURATION:
-            raise AudioError(f"{name}: audio is {duration:.3f} s long; the minimum is {MIN_DURATION} s")
-        if not np.any(wav):
-            raise AudioError(f"{name}: audio is all zeros (digital silence)")
+        check_waveform(wav, sample_rate, name)
         return {sr: resample(wav, sample_rate, sr) for sr in rates}
 
     @staticmethod

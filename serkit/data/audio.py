@@ -13,7 +13,15 @@ import numpy as np
 
 from serkit.errors import AudioError
 
-__all__ = ["MIN_DURATION", "AudioInfo", "audio_info", "file_sha256", "load_audio", "resample"]
+__all__ = [
+    "MIN_DURATION",
+    "AudioInfo",
+    "audio_info",
+    "check_waveform",
+    "file_sha256",
+    "load_audio",
+    "resample",
+]
 
 #: Shortest accepted audio, in seconds, after loading (shorter files are rejected).
 MIN_DURATION = 0.1
@@ -88,16 +96,25 @@ def load_audio(
     if data.shape[0] == 0:
         raise AudioError(f"{p}: audio has zero samples")
     wav = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(wav)):
-        raise AudioError(f"{p}: audio contains NaN or infinite samples")
-    duration = wav.shape[0] / sr
-    if duration < min_duration:
-        raise AudioError(f"{p}: audio is {duration:.3f} s long; the minimum is {min_duration} s")
-    if not np.any(wav):
-        raise AudioError(f"{p}: audio is all zeros (digital silence)")
+    check_waveform(wav, sr, p, min_duration)
     if sample_rate is not None and sr != sample_rate:
         wav = resample(np.ascontiguousarray(wav), sr, sample_rate)
     return np.ascontiguousarray(wav, dtype=np.float32)
+
+
+def check_waveform(wav: np.ndarray, sample_rate: int, name: str, min_duration: float = MIN_DURATION) -> None:
+    """Reject non-finite, too short or all-zero audio with an :class:`AudioError` naming ``name``.
+
+    Args:
+        wav: float mono samples ``(n_samples,)`` at ``sample_rate``.
+    """
+    if not np.all(np.isfinite(wav)):
+        raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    duration = wav.shape[0] / sample_rate
+    if duration < min_duration:
+        raise AudioError(f"{name}: audio is {duration:.3f} s long; the minimum is {min_duration} s")
+    if not np.any(wav):
+        raise AudioError(f"{name}: audio is all zeros (digital silence)")
 
 
 def _short(err: Exception) -> str:
