@@ -28,8 +28,26 @@ def test_help_and_plugins_and_schema_do_not_import_heavy_libraries() -> None:
         assert not [m for m in HEAVY if m in loaded], args
 
 
+def test_every_builtin_command_is_wired() -> None:
+    from serkit.cli.main import cli
+
+    expected = {
+        "run",
+        "validate",
+        "schema",
+        "plugins",
+        "sweep",
+        "compare",
+        "export",
+        "data",
+        "plugin",
+        "predict",
+        "cache",
+        "report",
+    }
+    assert expected <= set(cli.commands)
+
+
 def test_version() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "serkit", "--version"], capture_output=True, text=True, check=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "serkit", "--version"], capture_output=True, text=True, check=True)
     assert proc.stdout.startswith("serkit, version ")

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from serkit.cli.data_cmd import data
-from serkit.cli.main import cli, main
+from serkit.cli.main import main
 from serkit.data.info import corpus_info, open_dataset
 from serkit.errors import RecipeError
-
-
-@pytest.fixture(autouse=True)
-def _data_group() -> Iterator[None]:
-    """Add the group to the main CLI as the lead will (cli.add_command(data))."""
-    added = "data" not in cli.commands
-    if added:
-        cli.add_command(data)
-    yield
-    if added:
-        cli.commands.pop("data", None)
 
 
 def wav(path: Path, seconds: float, rate: int, *, silent: bool = False, channels: int = 1) -> None:

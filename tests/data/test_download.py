@@ -23,8 +23,7 @@ import pytest
 import soundfile as sf
 
 from serkit.builtin.datasets.ravdess import RavdessDataset
-from serkit.cli.data_cmd import data
-from serkit.cli.main import cli, main
+from serkit.cli.main import main
 from serkit.data.download import (
     CATALOGUE,
     MARKER,
@@ -405,16 +404,6 @@ def test_not_an_archive(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ the command
-@pytest.fixture
-def data_group() -> Iterator[None]:
-    added = "data" not in cli.commands
-    if added:
-        cli.add_command(data)
-    yield
-    if added:
-        cli.commands.pop("data", None)
-
-
 def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     try:
         main(["data", "download", *args])
@@ -425,7 +414,6 @@ def _main(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str
     return code, out, err
 
 
-@pytest.mark.usefixtures("data_group")
 def test_cli_refusals_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _main(capsys, "iemocap", "--dest", str(tmp_path / "c"))
     assert code == 2
@@ -442,7 +430,6 @@ def test_cli_refusals_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert code == 2 and "unknown dataset type 'ravdes'" in err and "did you mean 'ravdess'?" in err
 
 
-@pytest.mark.usefixtures("data_group")
 def test_cli_download_with_user_pin_prints_the_root(
     server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -32,11 +32,8 @@ _FENCE = re.compile(r"^```(?P<lang>\w+)?(?:\s+title=\"(?P<title>[^\"]+)\")?\s*$"
 SERKIT_SHIM = """\
 import sys
 
-from serkit.cli.main import cli, main
-from serkit.cli.plugin_cmd import plugin
+from serkit.cli.main import main
 
-if "plugin" not in cli.commands:  # until the lead wires it into the main CLI
-    cli.add_command(plugin)
 main(sys.argv[1:])
 """
 
