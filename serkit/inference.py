@@ -522,6 +522,19 @@ class LoadedModel:
         if pending:
             yield from flush()
 
+    def _whole_files(
+        self,
+        inputs: Input | Sequence[Input],
+        domain: str,
+        which: int,
+        width: int,
+        sample_rate: int | None,
+        batch_size: int,
+    ) -> np.ndarray:
+        """Stack element ``which`` (1: logits, 2: representation) of :meth:`_run`'s rows: ``(N, width)``."""
+        rows = [row[which] for row in self._run(inputs, domain, None, None, batch_size, sample_rate, None)]
+        return np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+
     # -- public API -------------------------------------------------------------------
     def logits(
         self,
@@ -533,8 +546,7 @@ class LoadedModel:
     ) -> np.ndarray:
         """Raw head outputs ``(N, C)`` of ``domain`` for N inputs (whole files)."""
         d = self._domain(domain)
-        rows = [lg for _, lg, _ in self._run(inputs, d, None, None, batch_size, sample_rate, None)]
-        return np.stack(rows) if rows else np.zeros((0, len(self.labels(d))), dtype=np.float32)
+        return self._whole_files(inputs, d, 1, len(self.labels(d)), sample_rate, batch_size)
 
     def embed(
         self,
@@ -546,10 +558,7 @@ class LoadedModel:
     ) -> np.ndarray:
         """The fused representation (fusion output) ``(N, D)`` of N inputs for ``domain``."""
         d = self._domain(domain)
-        rows = [rep for _, _, rep in self._run(inputs, d, None, None, batch_size, sample_rate, None)]
-        if rows:
-            return np.stack(rows)
-        return np.zeros((0, int(self.network.fusion.out_dim)), dtype=np.float32)
+        return self._whole_files(inputs, d, 2, int(self.network.fusion.out_dim), sample_rate, batch_size)
 
     def predict(
         self,
