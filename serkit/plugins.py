@@ -59,6 +59,14 @@ class PluginManager:
         return self.pm.hook
 
 
+def _is_entry_point(obj: object) -> bool:
+    """An entry point of importlib.metadata, or of the importlib_metadata backport (which some
+    libraries, e.g. mlflow, install on sys.meta_path: entry_points() then returns its class)."""
+    if isinstance(obj, metadata.EntryPoint):
+        return True
+    return not isinstance(obj, ModuleType) and all(hasattr(obj, a) for a in ("load", "group", "value", "name"))
+
+
 def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
     if dist is None:
@@ -123,13 +131,13 @@ def load_plugins(
     for name, dist, version, loader in candidates:
         where = f"plugin '{name}' (distribution {dist}{' ' + version if version else ''})"
         try:
-            if isinstance(loader, metadata.EntryPoint):
-                module = loader.load()
-            elif isinstance(loader, str):
+            if isinstance(loader, str):
                 module = importlib.import_module(loader)
+            elif _is_entry_point(loader):
+                module = loader.load()
             else:
                 module = loader
-        except Exception as err:  # a broken plugin must not break serkit
+        except (Exception, SystemExit) as err:  # a broken plugin must not break serkit
             manager.errors.append(
                 PluginError(f"{where} failed to import: {type(err).__name__}: {err}")
             )

@@ -149,6 +149,15 @@ def test_broken_plugin_reports_distribution_and_rest_works(fake_site: Path) -> N
     assert ("dataset", "manifest") in manager.registry
 
 
+def test_plugin_that_exits_at_import_is_reported(fake_site: Path) -> None:
+    install_fake(fake_site, "serkit-plugin-quits", "quits_plugin_mod", "import sys\nsys.exit(3)\n", "quits")
+    manager = load_plugins(autoload=True)
+    assert [str(e) for e in manager.errors] == [
+        "plugin 'quits' (distribution serkit-plugin-quits 0.3) failed to import: SystemExit: 3"
+    ]
+    assert ("dataset", "manifest") in manager.registry
+
+
 def test_duplicate_name_is_reported_and_other_components_register(fake_site: Path) -> None:
     install_fake(fake_site, "serkit-plugin-dup", "dup_plugin_mod", DUPLICATE, "dup")
     manager = load_plugins(autoload=True)
@@ -216,3 +225,24 @@ def _env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SERKIT_DISABLE_PLUGIN_AUTOLOAD")}
+
+
+def test_plugins_load_when_the_importlib_metadata_backport_is_on_meta_path() -> None:
+    """mlflow (and others) import importlib_metadata, whose finder then makes entry_points()
+    return the backport's EntryPoint class, and plugins must still load."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("importlib_metadata")
+    code = (
+        "import importlib_metadata, sys\n"
+        "from importlib import metadata\n"
+        "eps = [ep for ep in importlib_metadata.entry_points(group='serkit.plugins')]\n"
+        "assert eps and not isinstance(eps[0], metadata.EntryPoint)\n"
+        "import serkit.plugins as p\n"
+        "p._entry_points = lambda: eps\n"
+        "m = p.load_plugins(autoload=True)\n"
+        "print(('extractor', 'mfcc') in m.registry, [str(e) for e in m.errors])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.startswith("True []"), out.stdout + out.stderr
