@@ -1,6 +1,7 @@
 # Two commands, each self-sufficient on a fresh machine:
 #   make quickstart   creates .venv if missing, installs serkit, runs recipes/quickstart.yaml
 #   make test         creates .venv if missing, installs serkit + test and hf extras, runs ruff and pytest
+#   make docs         builds the documentation site (mkdocs, strict) into site/
 #
 # TORCH_SPEC picks the torch build (default: the CPU wheel 2.13.0); GPU users can pass
 # e.g. TORCH_SPEC="torch" or an existing install with TORCH_SPEC="".
@@ -12,16 +13,20 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.serkit-installed
 
-.PHONY: quickstart test install clean-venv
+.PHONY: quickstart test install docs clean-venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 $(STAMP): pyproject.toml | $(PY)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(PIP) install --quiet "$(TORCH_SPEC)"; fi
-	$(PIP) install --quiet -e ".[test,hf]"
+	$(PIP) install --quiet -e ".[test,hf,docs,onnx,tensorboard,mlflow]"
 	# the worked example of a dataset plugin for a low-resource language (URDU)
 	$(PIP) install --quiet --no-deps -e plugins/serkit-plugin-urdu
+	# extractor plugins (opensmile pulls pandas/pyarrow; allosaurus pulls panphon/resampy)
+	$(PIP) install --quiet opensmile allosaurus
+	$(PIP) install --quiet --no-deps -e plugins/serkit-plugin-opensmile -e plugins/serkit-plugin-byol \
+		-e plugins/serkit-plugin-allosaurus
 	# resemblyzer pulls the webrtcvad sdist, whose module imports pkg_resources (gone in
 	# setuptools>=81); webrtcvad-wheels ships the same module without it: install it last.
 	$(PIP) install --quiet --force-reinstall --no-deps webrtcvad-wheels
@@ -35,6 +40,9 @@ quickstart: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check serkit tests plugins benchmarks
 	$(PY) -m pytest -q
+
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean-venv:
 	rm -rf $(VENV)

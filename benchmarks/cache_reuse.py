@@ -1,11 +1,12 @@
 """Cache reuse: extract_features twice on the same corpus and store; the second call only reads hashes.
 
 The first call computes every item; the second finds them all in the store (keys are
-content hashes) and computes nothing. Prints both wall times and their ratio.
+content hashes) and computes nothing. Prints both wall times and their ratio, for each
+executor (the second call starts no worker: there is nothing to compute).
 Goal: second call >= 20x faster than the first.
 
-    OMP_NUM_THREADS=1 python benchmarks/cache_reuse.py --utterances 48 --extractor mfcc
-    python benchmarks/cache_reuse.py --extractor ge2e
+    OMP_NUM_THREADS=1 python benchmarks/cache_reuse.py --files 48 --extractor mfcc
+    python benchmarks/cache_reuse.py --files 400 --extractor ge2e
 """
 
 from __future__ import annotations
@@ -51,44 +52,57 @@ def warm_up(extractor: Any) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--utterances", type=int, default=200, help="Corpus size (default 200).")
+    parser.add_argument("--files", "--utterances", dest="files", type=int, default=200,
+                        help="Corpus size in files (default 200).")
     parser.add_argument("--extractor", default="mfcc", choices=["mfcc", "ge2e"])
+    parser.add_argument("--executors", default="thread,process", help="Comma-separated: thread, process.")
     parser.add_argument("--corpus", type=Path, default=None,
                         help="Folder of the synthetic corpus (default: a temporary folder).")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    executors = [e.strip() for e in args.executors.split(",") if e.strip()]
+    if not set(executors) <= {"thread", "process"}:
+        sys.exit(f"--executors: use thread and/or process, got {args.executors!r}")
 
     from serkit.features import FeatureStore, extract_features
+    from serkit.features.driver import shutdown_workers
 
     print(f"cpus={os.cpu_count()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     extractor = make_extractor(args.extractor)
     warm_up(extractor)
+    rows = []
     with tempfile.TemporaryDirectory(prefix="serkit-bench-") as tmp:
-        utts = make_corpus(args.corpus or Path(tmp) / "corpus", args.utterances, args.seed)
-        store = FeatureStore(Path(tmp) / "features", extractor)
-        times = []
-        results = []
-        for _ in range(2):
-            start = time.perf_counter()
-            res = extract_features(
-                utts, extractor, store, batch_size=args.batch_size, num_workers=args.workers, progress=False
-            )
-            times.append(time.perf_counter() - start)
-            results.append(res)
-        store.close()
-        size = sum(p.stat().st_size for p in store.path.parent.glob(store.path.name + "*"))
-    first, second = results
-    if first.computed != len({u.path for u in utts}) or second.computed != 0:
-        sys.exit(f"unexpected: first call computed {first.computed}, second computed {second.computed}")
+        utts = make_corpus(args.corpus or Path(tmp) / "corpus", args.files, args.seed)
+        for executor in executors:
+            kwargs = {"batch_size": args.batch_size, "num_workers": args.workers, "executor": executor,
+                      "progress": False}
+            # warm-up: the worker processes start here (one file each), not in the timed call
+            warm = utts[: max(2, args.workers)]
+            extract_features(warm, extractor, FeatureStore(Path(tmp) / f"warm-{executor}", extractor), **kwargs)
+            store = FeatureStore(Path(tmp) / f"features-{executor}", extractor)
+            for call in ("first", "second"):
+                start = time.perf_counter()
+                res = extract_features(utts, extractor, store, **kwargs)
+                rows.append((executor, call, res, time.perf_counter() - start))
+            store.close()
+            size = sum(p.stat().st_size for p in store.path.parent.glob(store.path.name + "*"))
+            shutdown_workers()
+    n_distinct = len({u.path for u in utts})
+    for executor, call, res, _ in rows:
+        if res.computed != (n_distinct if call == "first" else 0):
+            sys.exit(f"unexpected: {executor} {call} call computed {res.computed}")
     print(f"corpus: {len(utts)} files; extractor {args.extractor}; store {size / 2**20:.1f} MiB\n")
-    print(f"{'call':<8} {'computed':>8} {'cached':>7} {'seconds':>8} {'files/s':>9}")
-    for label, res, t in (("first", first, times[0]), ("second", second, times[1])):
-        print(f"{label:<8} {res.computed:8d} {res.cached:7d} {t:8.3f} {len(utts) / t:9.1f}")
-    ratio = times[0] / times[1] if times[1] > 0 else float("inf")
-    verdict = "ok" if ratio >= 20 else "BELOW GOAL"
-    print(f"\nreuse speed-up: {ratio:.1f}x (goal >= 20x: {verdict})")
+    print(f"{'executor':<9} {'call':<8} {'computed':>8} {'cached':>7} {'seconds':>8} {'files/s':>9}")
+    for executor, call, res, t in rows:
+        print(f"{executor:<9} {call:<8} {res.computed:8d} {res.cached:7d} {t:8.3f} {len(utts) / t:9.1f}")
+    print()
+    for executor in executors:
+        first, second = (t for e, _, _, t in rows if e == executor)
+        ratio = first / second if second > 0 else float("inf")
+        verdict = "ok" if ratio >= 20 else "BELOW GOAL"
+        print(f"{executor}: reuse speed-up {ratio:.1f}x (goal >= 20x: {verdict})")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,14 @@ training's. Scale down with ``--utterances/--frames/--dim``:
 
     OMP_NUM_THREADS=1 python benchmarks/train_memory.py --utterances 200 --frames 100 --dim 64
     python benchmarks/train_memory.py --workdir /big/disk     # the full size (~4 GiB of disk)
+
+``--ddp N`` runs the same epoch with N DistributedDataParallel processes (gloo, CPU),
+started with ``torch.multiprocessing`` (spawn) on this machine, as ``serkit run --nproc
+N`` trains: every global batch of ``--batch-size`` is split between the ranks, and each
+rank reads only its items from the (shared) store. Prints the peak RSS of every rank,
+their total, and the global samples/s:
+
+    OMP_NUM_THREADS=1 python benchmarks/train_memory.py --utterances 200 --frames 100 --dim 64 --ddp 2
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import multiprocessing
 import os
 import resource
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -117,7 +126,11 @@ def main() -> None:
                         help="Where the store is built (default: a temporary folder, deleted at the end).")
     parser.add_argument("--keep", action="store_true", help="Keep the store (reused by the next run).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--ddp", type=int, default=1, metavar="N",
+                        help="Train with N DistributedDataParallel processes (gloo) instead of one.")
     args = parser.parse_args()
+    if args.ddp < 1:
+        parser.error("--ddp: expected a number of processes >= 1")
 
     need = args.utterances * args.frames * args.dim * 2
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="serkit-bench-"))
@@ -147,7 +160,34 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     if proc.exitcode != 0:
         sys.exit(f"building the store failed (exit code {proc.exitcode})")
     build_s = time.perf_counter() - t0
+    if args.ddp > 1:
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.SimpleQueue()
+        port = free_port()
+        ranks = [
+            ctx.Process(target=train_rank, args=(args, workdir, r, args.ddp, port, queue)) for r in range(args.ddp)
+        ]
+        for p in ranks:
+            p.start()
+        for p in ranks:
+            p.join()
+        if any(p.exitcode != 0 for p in ranks):
+            sys.exit(f"a training process failed (exit codes {[p.exitcode for p in ranks]})")
+        stats = sorted((queue.get() for _ in ranks), key=lambda st: st["rank"])
+    else:
+        stats = [train_rank(args, workdir, 0, 1, 0, None)]
+    report(args, workdir, build_s, stats)
 
+
+def free_port() -> int:
+    """A free TCP port on localhost for the ranks' rendezvous."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_rank(args: argparse.Namespace, workdir: Path, rank: int, world: int, port: int, queue: Any) -> dict[str, Any]:
+    """One epoch on this rank's share of every batch; returns (and queues) its numbers."""
     import torch
 
     from serkit.builtin.encoders.cnn_bilstm_attn import CnnBiLstmAttnEncoder
@@ -155,20 +195,37 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     from serkit.engine.data import FeatureDataset, make_loader
     from serkit.features.store import FeatureStore
 
+    if world > 1:
+        import torch.distributed as dist
+
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        dist.init_process_group("gloo", rank=rank, world_size=world)
     torch.manual_seed(args.seed)
     extractor = RandomFeatures(dim=args.dim, frames=args.frames, utterances=args.utterances, seed=args.seed)
     store = FeatureStore(workdir, extractor, dtype="float16")
     keys = [f"u{i:05d}" for i in range(args.utterances)]
-    size = sum(p.stat().st_size for p in workdir.glob(store.path.name + "*"))
     targets = [i % N_CLASSES for i in range(args.utterances)]
     dataset = FeatureDataset({"x": keys}, {"x": store}, targets, list(range(args.utterances)))
     loader = make_loader(dataset, "bench", batch_size=args.batch_size, shuffle=True, seed=args.seed,
-                         num_workers=args.workers)
-    encoder = CnnBiLstmAttnEncoder().build(args.dim)
-    head = MlpHead().build(encoder.out_dim, N_CLASSES)
-    model = torch.nn.ModuleDict({"encoder": encoder, "head": head})
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    n_params = sum(p.numel() for p in model.parameters())
+                         num_workers=args.workers, rank=rank, world_size=world)
+
+    class Step(torch.nn.Module):
+        """Encoder + head + the batch's loss, weighted by the rank's share of the batch."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = CnnBiLstmAttnEncoder().build(args.dim)
+            self.head = MlpHead().build(self.encoder.out_dim, N_CLASSES)
+
+        def forward(self, batch: Any) -> torch.Tensor:
+            x, lens = batch.streams["x"]
+            logits = self.head(self.encoder(x, lens))
+            return torch.nn.functional.cross_entropy(logits, batch.targets) * batch.weight
+
+    step = Step()
+    optimizer = torch.optim.AdamW(step.parameters(), lr=1e-3)
+    n_params = sum(p.numel() for p in step.parameters())
+    model = torch.nn.parallel.DistributedDataParallel(step) if world > 1 else step
     rss_before, _ = peak_rss_mib()
 
     model.train()
@@ -178,35 +235,63 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     for i, batch in enumerate(loader):
         if args.max_batches is not None and i >= args.max_batches:
             break
-        x, lens = batch.streams["x"]  # type: ignore[misc]
-        logits = head(encoder(x, lens))
-        loss = torch.nn.functional.cross_entropy(logits, batch.targets)
+        loss = model(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        seen += int(batch.targets.shape[0])
-        loss_sum += loss.item() * int(batch.targets.shape[0])
+        n = int(batch.targets.shape[0]) if batch.weight > 0 else 0  # a weight-0 stand-in item is not a sample
+        seen += n
+        loss_sum += loss.item() / batch.weight * n if n else 0.0
     train_s = time.perf_counter() - t1
     store.close()
     own, children = peak_rss_mib()
+    stats = {
+        "rank": rank, "rss_before": rss_before, "rss": own, "children": children, "seen": seen,
+        "loss_sum": loss_sum, "seconds": train_s, "params": n_params, "threads": torch.get_num_threads(),
+    }
+    if world > 1:
+        import torch.distributed as dist
 
-    print(f"torch threads={torch.get_num_threads()} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} "
-          f"model {n_params / 1e6:.2f} M params, batch {args.batch_size}, workers {args.workers}\n")
+        dist.destroy_process_group()
+    if queue is not None:
+        queue.put(stats)
+    return stats
+
+
+def report(args: argparse.Namespace, workdir: Path, build_s: float, stats: list[dict[str, Any]]) -> None:
+    from serkit.features.store import FeatureStore
+
+    extractor = RandomFeatures(dim=args.dim, frames=args.frames, utterances=args.utterances, seed=args.seed)
+    name = FeatureStore(workdir, extractor, dtype="float16").path.name
+    size = sum(p.stat().st_size for p in workdir.glob(name + "*"))
+    first = stats[0]
+    seen = sum(st["seen"] for st in stats)
+    train_s = max(st["seconds"] for st in stats)
+    print(f"torch threads={first['threads']} OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} "
+          f"model {first['params'] / 1e6:.2f} M params, batch {args.batch_size}, workers {args.workers}, "
+          f"processes {len(stats)}\n")
     rows = [
         ("store on disk", f"{size / 2**20:,.1f} MiB"),
         ("store build (child process)", f"{build_s:.1f} s"),
-        ("peak RSS before training", f"{rss_before:,.0f} MiB"),
-        ("peak RSS (training process)", f"{own:,.0f} MiB"),
-        ("peak RSS (loader workers)", f"{children:,.0f} MiB" if args.workers else "-"),
+        ("peak RSS before training", f"{first['rss_before']:,.0f} MiB"),
+    ]
+    if len(stats) == 1:
+        rows.append(("peak RSS (training process)", f"{first['rss']:,.0f} MiB"))
+    else:
+        rows += [(f"peak RSS (rank {st['rank']})", f"{st['rss']:,.0f} MiB") for st in stats]
+        rows.append(("peak RSS (all ranks)", f"{sum(st['rss'] for st in stats):,.0f} MiB"))
+    rows += [
+        ("peak RSS (loader workers)", f"{max(st['children'] for st in stats):,.0f} MiB" if args.workers else "-"),
         ("samples trained", f"{seen}"),
-        ("mean loss", f"{loss_sum / max(seen, 1):.3f}"),
+        ("mean loss", f"{sum(st['loss_sum'] for st in stats) / max(seen, 1):.3f}"),
         ("samples/s", f"{seen / train_s:.1f}" if train_s > 0 else "-"),
     ]
     width = max(len(r[0]) for r in rows)
-    for name, value in rows:
-        print(f"{name:<{width}}  {value:>14}")
-    verdict = "ok" if max(own, children) < 2048 else "ABOVE GOAL"
-    print(f"\ngoal: peak RSS < 2048 MiB: {verdict}")
+    for name_, value in rows:
+        print(f"{name_:<{width}}  {value:>14}")
+    worst = max(max(st["rss"], st["children"]) for st in stats)
+    verdict = "ok" if worst < 2048 else "ABOVE GOAL"
+    print(f"\ngoal: peak RSS < 2048 MiB per process: {verdict}")
 
 
 if __name__ == "__main__":

@@ -1,26 +1,54 @@
 """``serkit export``: a self-contained model folder that :func:`serkit.load_model` reads anywhere.
 
 The folder holds one checkpoint (safetensors), the model description (resolved recipe,
-streams, label maps, extractor specs), the run's results for provenance, and
+streams, label maps, extractor specs), the speaker-normalisation statistics of runs
+trained with ``data.speaker_norm``, the run's results for provenance, and
 ``export.json`` with the SHA-256 of every file, checked on load: a changed or truncated
 file is refused.
+
+``serkit export RUN_DIR --format onnx`` (:func:`export_onnx`) writes instead the classifier
+that sits on top of the cached features -- encoders, fusion and one domain's head -- as one
+ONNX file per domain, plus ``serkit_onnx.json`` describing the inputs, labels and feature
+extractors. It uses PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
+dynamo=False)``): the ``torch.export``-based (dynamo) exporter, PyTorch's default since 2.9,
+cannot export the sequence encoders, whose padding masks and ``pack_padded_sequence``
+depend on the values of the ``lengths`` input (it stops with
+``GuardOnDataDependentSymNode``). Every file is checked with onnxruntime after export
+(another batch size and sequence length than the export used) when onnxruntime is
+installed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import shutil
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serkit import __version__
 from serkit.errors import ModelError
 from serkit.io import atomic_write_json
 
-__all__ = ["EXPORT_MANIFEST", "export_model", "verify_export"]
+if TYPE_CHECKING:
+    import torch
+
+    from serkit.inference import LoadedModel
+
+__all__ = ["EXPORT_MANIFEST", "ONNX_OPSET", "ONNX_SIDECAR", "export_model", "export_onnx", "verify_export"]
 
 EXPORT_MANIFEST = "export.json"
+
+#: The JSON file that describes an ONNX export (inputs, labels, extractors).
+ONNX_SIDECAR = "serkit_onnx.json"
+
+#: ONNX opset of :func:`export_onnx`.
+ONNX_OPSET = 17
+
+#: Largest absolute difference between onnxruntime's and torch's logits accepted after export.
+ONNX_TOLERANCE = 1e-4
 
 
 def _sha256(path: Path) -> str:
@@ -39,7 +67,7 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
     Raises:
         ModelError: the run cannot be loaded, or ``out`` exists and is not empty.
     """
-    from serkit.inference import load_model
+    from serkit.inference import SPEAKER_NORM_FILES, load_model
 
     run_dir, out = Path(run_dir), Path(out)
     model = load_model(run_dir, checkpoint=checkpoint, device="cpu")
@@ -51,6 +79,8 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
     files = {
         f"checkpoints/{model.checkpoint}.safetensors": run_dir / "checkpoints" / f"{model.checkpoint}.safetensors",
         "checkpoints/model.json": run_dir / "checkpoints" / "model.json",
+        # data.speaker_norm runs: the per-speaker and global statistics predict needs
+        **{f"checkpoints/{n}": run_dir / "checkpoints" / n for n in SPEAKER_NORM_FILES},
         "results.json": run_dir / "results.json",
         "recipe.yaml": run_dir / "recipe.yaml",
     }
@@ -95,3 +125,215 @@ def verify_export(folder: str | Path) -> None:
             raise ModelError(
                 f"{folder}: {rel} does not match its SHA-256 in {EXPORT_MANIFEST}; refusing a modified model"
             )
+
+
+def _require_onnx() -> None:
+    if importlib.util.find_spec("onnx") is None:
+        raise ModelError("ONNX export needs the onnx package: pip install 'serkit[onnx]'")
+
+
+def _onnx_inputs(model: LoadedModel) -> list[dict[str, Any]]:
+    """One entry per ONNX input: name, symbolic shape, dtype, and the stream it belongs to."""
+    out: list[dict[str, Any]] = []
+    for info in model.network.stream_infos:
+        if info.name in model.network.encoders:  # a sequence (or a fine-tuned extractor's input)
+            out.append({"name": info.name, "shape": ["batch", f"{info.name}_time", info.dim], "dtype": "float32"})
+            out.append({"name": f"{info.name}_lengths", "shape": ["batch"], "dtype": "int64"})
+        else:
+            out.append({"name": info.name, "shape": ["batch", info.dim], "dtype": "float32"})
+    names = [i["name"] for i in out]
+    clash = sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise ModelError(f"ONNX export: input name(s) {clash} are used twice; rename the stream(s)")
+    return out
+
+
+def _example_inputs(inputs: list[dict[str, Any]], batch: int, time: int, seed: int) -> list[torch.Tensor]:
+    """Random inputs of ``batch`` rows; sequences padded to ``time`` frames, the first row full length."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    out: list[torch.Tensor] = []
+    for spec in inputs:
+        if spec["dtype"] == "int64":
+            lengths = torch.randint(1, time + 1, (batch,), generator=gen)
+            lengths[0] = time
+            out.append(lengths)
+        elif len(spec["shape"]) == 3:
+            out.append(torch.randn(batch, time, spec["shape"][2], generator=gen))
+        else:
+            out.append(torch.randn(batch, spec["shape"][1], generator=gen))
+    return out
+
+
+def _onnx_head(model: LoadedModel, domain: str) -> torch.nn.Module:
+    """``forward(*inputs) -> logits (B, C)``: encoders, fusion and ``domain``'s head of the model."""
+    from torch import nn
+
+    network = model.network
+
+    class _DomainClassifier(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.network = network
+
+        def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+            values: dict[str, Any] = {}
+            k = 0
+            for info in self.network.stream_infos:
+                if info.name in self.network.encoders:
+                    values[info.name] = (inputs[k], inputs[k + 1])
+                    k += 2
+                else:
+                    values[info.name] = inputs[k]
+                    k += 1
+            fused = self.network.fusion(self.network.encode(values), domain)
+            return self.network.heads[self.network.head_of[domain]](fused.representation)
+
+    return _DomainClassifier().eval()
+
+
+def _verify_onnx(path: Path, module: torch.nn.Module, inputs: list[dict[str, Any]]) -> float | None:
+    """Max |onnxruntime - torch| of the logits on fresh inputs (batch 3, 23 frames), or None without onnxruntime."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return None
+    import numpy as np
+    import onnxruntime
+    import torch
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    example = _example_inputs(inputs, batch=3, time=23, seed=1)
+    with torch.inference_mode():
+        expected = module(*example).numpy()
+    (got,) = session.run(["logits"], {spec["name"]: x.numpy() for spec, x in zip(inputs, example, strict=True)})
+    return float(np.abs(got - expected).max())
+
+
+def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = None) -> Path:
+    """Write ``out/<domain>.onnx`` per domain and ``out/serkit_onnx.json`` for a run's checkpoint.
+
+    Each ONNX model maps the run's cached features to the domain head's logits: inputs
+    ``<stream>`` ``(batch, <stream>_time, d)`` float32 plus ``<stream>_lengths`` ``(batch,)``
+    int64 for each sequence stream, ``<stream>`` ``(batch, d)`` float32 for each vector
+    stream; output ``logits`` ``(batch, C)`` in the label order of the sidecar. Batch and
+    time axes are dynamic. Features must be computed as in training (the sidecar lists each
+    extractor's spec; ``store_dtype: float16`` means the run's features were rounded to
+    float16; runs with ``data.speaker_norm`` expect features standardised per speaker with
+    the statistics copied next to the models, see ``speaker_norm`` in the sidecar).
+
+    Args:
+        run_dir: a run folder (or an exported model folder).
+        out: a new (or empty) folder.
+        checkpoint: run id such as ``r0-f1``; default: the best validation UA.
+
+    Raises:
+        ModelError: onnx is not installed, the run cannot be loaded, ``out`` is not empty,
+            or the exported model's logits differ from torch's by more than 1e-4.
+    """
+    _require_onnx()
+    import onnx
+    import torch
+
+    from serkit.inference import SPEAKER_NORM_FILES, load_model
+
+    run_dir, out = Path(run_dir), Path(out)
+    model = load_model(run_dir, checkpoint=checkpoint, device="cpu")
+    if out.exists() and any(out.iterdir()):
+        raise ModelError(f"export: {out} exists and is not empty; choose a new folder")
+    inputs = _onnx_inputs(model)
+    names = [i["name"] for i in inputs]
+    dynamic_axes: dict[str, dict[int, str]] = {"logits": {0: "batch"}}
+    for spec in inputs:
+        dynamic_axes[spec["name"]] = {k: v for k, v in enumerate(spec["shape"]) if isinstance(v, str)}
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    domains: dict[str, Any] = {}
+    for domain in model.domains:
+        module = _onnx_head(model, domain)
+        path = tmp / f"{domain}.onnx"
+        example = tuple(_example_inputs(inputs, batch=2, time=16, seed=0))
+        try:
+            with warnings.catch_warnings():  # tracer notes about the (constant) shape checks
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module,
+                    example,
+                    str(path),
+                    dynamo=False,
+                    opset_version=ONNX_OPSET,
+                    input_names=names,
+                    output_names=["logits"],
+                    dynamic_axes=dynamic_axes,
+                )
+        except Exception as err:  # the exporter's own exception types vary between torch versions
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(f"ONNX export of domain {domain!r} failed: {type(err).__name__}: {err}") from err
+        labels = model.labels(domain)
+        proto = onnx.load(str(path))
+        onnx.helper.set_model_props(
+            proto,
+            {"serkit.domain": domain, "serkit.labels": json.dumps(labels), "serkit.version": __version__},
+        )
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(path))
+        error = _verify_onnx(path, module, inputs)
+        if error is not None and error > ONNX_TOLERANCE:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ModelError(
+                f"ONNX export of domain {domain!r}: onnxruntime's logits differ from torch's by {error:.2e} "
+                f"(> {ONNX_TOLERANCE}); not exported"
+            )
+        domains[domain] = {
+            "file": path.name,
+            "head": model.network.head_of[domain],
+            "labels": labels,
+            "outputs": [{"name": "logits", "shape": ["batch", len(labels)], "dtype": "float32"}],
+            "verified_max_abs_error": error,
+            "sha256": _sha256(path),
+        }
+    recipe = model.recipe
+    streams = []
+    for info in model.network.stream_infos:
+        spec = recipe.features[info.name]
+        streams.append(
+            {
+                "name": info.name,
+                "output": info.output,
+                "dim": info.dim,
+                "sample_rate": int(model.extractors[info.name].sample_rate),
+                "extractor": spec.extractor.model_dump(mode="json"),
+                "encoder": spec.encoder.model_dump(mode="json") if spec.encoder is not None else None,
+            }
+        )
+    norm_files = []
+    if model.speaker_norm is not None:
+        for name in SPEAKER_NORM_FILES:
+            shutil.copyfile(run_dir / "checkpoints" / name, tmp / name)
+            norm_files.append(name)
+    sidecar = {
+        "format": "serkit-onnx-1",
+        "serkit_version": __version__,
+        "source_run": str(run_dir.resolve()),
+        "checkpoint": model.checkpoint,
+        "exporter": "torch.onnx.export (TorchScript-based, dynamo=False)",
+        "opset": ONNX_OPSET,
+        "inputs": inputs,
+        "streams": streams,
+        "store_dtype": model.store_dtype,
+        "speaker_norm": (
+            {
+                "files": norm_files,
+                "how": "x = (features - mean) / std per speaker and stream, before the model; see "
+                "serkit.inference.load_speaker_norm",
+            }
+            if norm_files
+            else None
+        ),
+        "domains": domains,
+    }
+    atomic_write_json(tmp / ONNX_SIDECAR, sidecar)
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out

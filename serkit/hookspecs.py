@@ -57,7 +57,16 @@ def serkit_label_aliases() -> dict[str, str]:
 
 @hookspec
 def serkit_on_run_start(run_dir: str, recipe: dict[str, Any]) -> None:
-    """Called once when ``serkit run`` starts, after the run folder exists."""
+    """Called once when ``serkit run`` starts, after the run folder exists.
+
+    ``recipe`` is the resolved recipe (every default filled in, as in ``recipe.yaml``).
+    With :func:`serkit_on_epoch_end` and :func:`serkit_on_run_end` this is how experiment
+    trackers plug in: serkit's built-in TensorBoard and MLflow loggers
+    (:mod:`serkit.builtin.loggers`, switched by the recipe's ``logging`` section) use these
+    three hooks, and a third-party plugin adds another tracker (W&B, Neptune...) the same
+    way, keeping its state per ``run_dir``. Raising a
+    :class:`~serkit.errors.SerkitError` here stops the run before training.
+    """
 
 
 @hookspec
@@ -66,11 +75,16 @@ def serkit_on_epoch_end(
 ) -> None:
     """Called after each training epoch with that epoch's metrics.
 
-    ``metrics`` has ``train_loss`` and, per domain ``d``, ``val_ua/d``, ``val_wa/d`` and
-    ``val_loss/d``.
+    ``metrics`` has ``epoch``, ``train_loss`` and, per domain ``d``, ``val_ua/d``,
+    ``val_wa/d`` and ``val_loss/d``; the same rows end up in ``runs/r<repeat>-f<fold>.json``
+    (``history``). Called with ``--quiet`` too.
     """
 
 
 @hookspec
 def serkit_on_run_end(run_dir: str, results: dict[str, Any]) -> None:
-    """Called once when a run has finished, with the content of ``results.json``."""
+    """Called once when a run has finished, with the content of ``results.json``.
+
+    ``results["runs"]`` holds every (repeat, fold) run with its ``test`` metrics per
+    domain; ``results["domains"]`` their mean and std.
+    """

@@ -20,10 +20,12 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 import numpy as np
 
@@ -36,11 +38,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AUDIO_SUFFIXES",
+    "MIN_SPEAKER_FILES",
+    "SPEAKER_NORM_FILES",
     "LoadedModel",
     "Prediction",
+    "SpeakerNorm",
     "WindowPrediction",
     "find_audio_files",
     "load_model",
+    "load_speaker_norm",
+    "save_speaker_norm",
 ]
 
 #: File name endings (lower case) that :func:`find_audio_files` collects from folders.
@@ -51,6 +58,20 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MIN_WINDOW_SECONDS = 0.1
 
 Input = Union[str, os.PathLike, np.ndarray]  # noqa: UP007
+
+#: Where per-speaker statistics come from for a model trained with ``data.speaker_norm``:
+#: ``auto`` (stored for the checkpoint's training speakers, else from the call's inputs),
+#: ``call`` (always from the call's inputs) or ``global`` (the domain's overall statistics).
+SpeakerStats = Literal["auto", "call", "global"]
+
+#: Files under ``checkpoints/`` with a run's ``data.speaker_norm`` statistics.
+SPEAKER_NORM_FILES = ("speaker_norm.safetensors", "speaker_norm.json")
+
+#: A speaker whose statistics come from fewer inputs than this in one call gets a warning.
+MIN_SPEAKER_FILES = 5
+
+#: The std floor of the statistics (:func:`serkit.engine.data.speaker_stats`'s default).
+SPEAKER_NORM_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -74,6 +95,7 @@ class Prediction:
         probabilities: label -> softmax probability over the domain head's labels. With
             windows, the mean of the windows' probabilities.
         windows: per-window predictions when ``window_seconds`` was given, else None.
+        speaker: the speaker id given for the input (``speakers=``), else None.
     """
 
     source: str
@@ -81,6 +103,7 @@ class Prediction:
     label: str
     probabilities: dict[str, float]
     windows: list[WindowPrediction] | None = None
+    speaker: str | None = None
 
 
 def find_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
@@ -239,11 +262,7 @@ def load_model(
         recipe = validate_recipe_data(data, source=str(model_json), registry=registry)
     except RecipeError as err:
         raise ModelError(f"the stored recipe no longer validates with the installed components:\n{err}") from None
-    if recipe.data.speaker_norm:
-        raise ModelError(
-            f"{model_json}: the run was trained with data.speaker_norm (per-speaker feature "
-            "standardisation); predicting needs each speaker's statistics, which the run does not store"
-        )
+    speaker_norm = load_speaker_norm(ckpt_dir) if recipe.data.speaker_norm else None
     streams = [StreamInfo(s["name"], s["output"], int(s["dim"])) for s in info["streams"]]
     extractors: dict[str, Any] = {}
     for s in streams:
@@ -286,6 +305,7 @@ def load_model(
         checkpoint=checkpoint,
         device=dev,
         store_dtype=str(recipe.store.dtype),
+        speaker_norm=speaker_norm,
     )
 
 
@@ -309,6 +329,8 @@ class LoadedModel:
         run_dir: the run folder.
         checkpoint: the loaded run id (e.g. ``"r0-f0"``).
         device: the torch device the network is on.
+        speaker_norm: the run's per-speaker statistics when it was trained with
+            ``data.speaker_norm`` (inputs then need ``speakers=``), else None.
     """
 
     def __init__(
@@ -321,6 +343,7 @@ class LoadedModel:
         checkpoint: str,
         device: torch.device,
         store_dtype: str = "float32",
+        speaker_norm: SpeakerNorm | None = None,
     ) -> None:
         self.network = network
         self.extractors = extractors
@@ -329,6 +352,7 @@ class LoadedModel:
         self.checkpoint = checkpoint
         self.device = device
         self.store_dtype = store_dtype
+        self.speaker_norm = speaker_norm
 
     def __repr__(self) -> str:
         return f"LoadedModel({str(self.run_dir)!r}, checkpoint={self.checkpoint!r}, domains={self.domains})"
@@ -424,8 +448,24 @@ class LoadedModel:
         sample_rate: int | None,
         bad: list[tuple[str, str]] | None,
     ) -> Iterator[_Item]:
-        """Each input (loaded one at a time), cut into windows."""
+        """Each input (loaded one at a time), cut into windows.
+
+        Windows of a file are streamed from it (:func:`~serkit.data.audio.read_spans`), so a
+        file of any length needs memory for one window per sample rate; whole files obey
+        :data:`~serkit.data.audio.MAX_DURATION`.
+        """
         for i, src in enumerate(sources):
+            if isinstance(src, str) and window is not None:
+                try:
+                    spans, readers = self._file_windows(src, window, hop)
+                except AudioError as err:
+                    if bad is None:
+                        raise
+                    bad.append((src, str(err)))
+                    continue
+                for start, end in spans:
+                    yield _Item(i, start, end, {sr: next(reader) for sr, reader in readers.items()})
+                continue
             try:
                 wavs = self._waveforms(src, i, sample_rate)
             except AudioError as err:
@@ -440,6 +480,26 @@ class LoadedModel:
                     sr: w[round(start * sr) : round(end * sr)] if window is not None else w for sr, w in wavs.items()
                 }
                 yield _Item(i, start, end, piece)
+
+    def _file_windows(
+        self, path: str, window: float, hop: float | None
+    ) -> tuple[list[tuple[float, float]], dict[int, Iterator[np.ndarray]]]:
+        """The windows of a file and, per sample rate, a reader yielding their samples in order.
+
+        The whole file is checked first (:func:`~serkit.data.audio.scan_audio`), so a bad file
+        fails before any window is used; the windows are those of the loaded file, sample for
+        sample.
+        """
+        from serkit.data.audio import read_spans, resampled_length, scan_audio
+
+        info = scan_audio(path)
+        first = min(self.sample_rates)
+        duration = resampled_length(info.frames, info.sample_rate, first) / first
+        spans = self._windows(duration, window, hop)
+        readers = {
+            sr: read_spans(path, sr, [(round(s * sr), round(e * sr)) for s, e in spans]) for sr in self.sample_rates
+        }
+        return spans, readers
 
     @staticmethod
     def _name(src: str | np.ndarray, index: int) -> str:
@@ -474,13 +534,23 @@ class LoadedModel:
             out[sid] = feats
         return out
 
-    def _forward(self, items: list[_Item], names: list[str], domain: str) -> tuple[np.ndarray, np.ndarray]:
-        """Logits ``(B, C)`` and fused representations ``(B, D)`` of a batch of items."""
+    def _forward(
+        self, items: list[_Item], names: list[str], domain: str, norms: _Norms | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Logits ``(B, C)`` and fused representations ``(B, D)`` of a batch of items.
+
+        With ``norms`` (input index -> stream -> ``(mean, std)``), every stream is
+        standardised as :class:`serkit.engine.data.FeatureDataset` does in training.
+        """
         import torch
 
         from serkit.engine.data import collate
 
         feats = self._features(items, names)
+        if norms is not None:
+            for j, it in enumerate(items):
+                for sid, (mean, std) in norms[it.source].items():
+                    feats[sid][j] = ((feats[sid][j] - mean) / std).astype(np.float32, copy=False)
         rows = [({sid: feats[sid][j] for sid in feats}, 0, j) for j in range(len(items))]
         batch = collate(rows, domain).to(self.device)
         with torch.inference_mode():
@@ -496,6 +566,8 @@ class LoadedModel:
         batch_size: int,
         sample_rate: int | None,
         bad: list[tuple[str, str]] | None,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
     ) -> Iterator[tuple[_Item, np.ndarray, np.ndarray]]:
         if batch_size < 1:
             raise ModelError(f"batch_size must be >= 1, got {batch_size}")
@@ -506,11 +578,12 @@ class LoadedModel:
                 "hop_seconds needs window_seconds" if window is None else f"hop_seconds must be > 0, got {hop}"
             )
         sources = self._sources(inputs)
+        norms = self._speaker_norms(sources, domain, speakers, speaker_stats, sample_rate, batch_size, bad)
         pending: list[_Item] = []
 
         def flush() -> Iterator[tuple[_Item, np.ndarray, np.ndarray]]:
             names = [self._name(sources[it.source], it.source) for it in pending]
-            logits, reps = self._forward(pending, names, domain)
+            logits, reps = self._forward(pending, names, domain, norms)
             for j, it in enumerate(pending):
                 yield it, logits[j], reps[j]
             pending.clear()
@@ -530,9 +603,12 @@ class LoadedModel:
         width: int,
         sample_rate: int | None,
         batch_size: int,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
     ) -> np.ndarray:
         """Stack element ``which`` (1: logits, 2: representation) of :meth:`_run`'s rows: ``(N, width)``."""
-        rows = [row[which] for row in self._run(inputs, domain, None, None, batch_size, sample_rate, None)]
+        run = self._run(inputs, domain, None, None, batch_size, sample_rate, None, speakers, speaker_stats)
+        rows = [row[which] for row in run]
         return np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
 
     # -- public API -------------------------------------------------------------------
@@ -543,10 +619,15 @@ class LoadedModel:
         *,
         sample_rate: int | None = None,
         batch_size: int = 16,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
     ) -> np.ndarray:
-        """Raw head outputs ``(N, C)`` of ``domain`` for N inputs (whole files)."""
+        """Raw head outputs ``(N, C)`` of ``domain`` for N inputs (whole files).
+
+        ``speakers`` and ``speaker_stats`` as for :meth:`predict`.
+        """
         d = self._domain(domain)
-        return self._whole_files(inputs, d, 1, len(self.labels(d)), sample_rate, batch_size)
+        return self._whole_files(inputs, d, 1, len(self.labels(d)), sample_rate, batch_size, speakers, speaker_stats)
 
     def embed(
         self,
@@ -555,10 +636,16 @@ class LoadedModel:
         *,
         sample_rate: int | None = None,
         batch_size: int = 16,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
     ) -> np.ndarray:
-        """The fused representation (fusion output) ``(N, D)`` of N inputs for ``domain``."""
+        """The fused representation (fusion output) ``(N, D)`` of N inputs for ``domain``.
+
+        ``speakers`` and ``speaker_stats`` as for :meth:`predict`.
+        """
         d = self._domain(domain)
-        return self._whole_files(inputs, d, 2, int(self.network.fusion.out_dim), sample_rate, batch_size)
+        width = int(self.network.fusion.out_dim)
+        return self._whole_files(inputs, d, 2, width, sample_rate, batch_size, speakers, speaker_stats)
 
     def predict(
         self,
@@ -570,6 +657,8 @@ class LoadedModel:
         batch_size: int = 16,
         sample_rate: int | None = None,
         bad: list[tuple[str, str]] | None = None,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
     ) -> list[Prediction]:
         """Emotion probabilities of audio files or waveforms.
 
@@ -585,17 +674,38 @@ class LoadedModel:
                 files are resampled as needed.
             bad: if a list, unreadable inputs are skipped and appended to it as
                 ``(source, message)``; otherwise they raise :class:`AudioError`.
+            speakers: the speaker of each input (a list), or one id for all of them. Needed
+                by models trained with ``data.speaker_norm`` (``model.speaker_norm`` is set),
+                whose features are standardised per speaker; recorded in the predictions.
+            speaker_stats: for such models, where each speaker's statistics come from:
+                ``"auto"``: the stored ones for a speaker that had training or validation
+                data in the loaded checkpoint's run, else computed over that speaker's
+                inputs in this call (transductive, as in training: pass several files per
+                speaker, ideally covering several emotions; fewer than
+                :data:`MIN_SPEAKER_FILES` gives a warning; the files are read twice);
+                ``"call"``: always from this call's inputs; ``"global"``: no speakers
+                needed, every input is standardised with the domain's overall statistics
+                (an approximation; accuracy may drop).
 
         Returns:
             One :class:`Prediction` per (good) input, in input order.
+
+        Raises:
+            ModelError: a speaker-normalised model got no ``speakers`` (and not
+                ``speaker_stats="global"``), or not one per input.
         """
         d = self._domain(domain)
         labels = self.labels(d)
         sources = self._sources(inputs)
+        speaker_of = _speaker_list(speakers, len(sources))
         per_source: dict[int, list[tuple[_Item, np.ndarray]]] = {}
-        for item, lg, _ in self._run(sources, d, window_seconds, hop_seconds, batch_size, sample_rate, bad):
+        run = self._run(
+            sources, d, window_seconds, hop_seconds, batch_size, sample_rate, bad, speakers, speaker_stats
+        )
+        for item, lg, _ in run:
             z = lg.astype(np.float64)
             p = np.exp(z - z.max())
+            item.wavs = {}  # keep the window's times, not its audio: long files are streamed
             per_source.setdefault(item.source, []).append((item, p / p.sum()))
         out: list[Prediction] = []
         for i, rows in per_source.items():
@@ -610,11 +720,271 @@ class LoadedModel:
                 ]
             out.append(
                 Prediction(
-                    self._name(sources[i], i), d, labels[int(np.argmax(probs))], _as_dict(labels, probs), windows
+                    self._name(sources[i], i),
+                    d,
+                    labels[int(np.argmax(probs))],
+                    _as_dict(labels, probs),
+                    windows,
+                    speaker_of[i] if speaker_of is not None else None,
                 )
             )
+        return out
+
+    # -- speaker normalisation ----------------------------------------------------------
+    def _speaker_norms(
+        self,
+        sources: list[str | np.ndarray],
+        domain: str,
+        speakers: str | Sequence[str] | None,
+        mode: SpeakerStats,
+        sample_rate: int | None,
+        batch_size: int,
+        bad: list[tuple[str, str]] | None,
+    ) -> _Norms | None:
+        """Input index -> stream -> ``(mean, std)`` for a speaker-normalised model, else None.
+
+        Statistics computed from the call read every input of those speakers once (whole
+        files, ``batch_size`` at a time) before the prediction pass; unreadable inputs are
+        left out of them when ``bad`` is a list (the prediction pass reports them).
+        """
+        norm = self.speaker_norm
+        if norm is None:
+            return None
+        if mode not in ("auto", "call", "global"):
+            raise ModelError(f"speaker_stats must be 'auto', 'call' or 'global'; got {mode!r}")
+        if domain not in norm.speakers:
+            raise ModelError(
+                f"the run stores no speaker statistics of domain {domain!r} (it has: {', '.join(norm.speakers)})"
+            )
+        if mode == "global":
+            overall = norm.global_stats(domain)
+            return {i: overall for i in range(len(sources))}
+        speaker_of = _speaker_list(speakers, len(sources))
+        if speaker_of is None:
+            raise ModelError(
+                "the model was trained with data.speaker_norm (features standardised per speaker): pass "
+                "speakers= (one id per input, or one for all; an unknown speaker's statistics come from its "
+                "inputs in the call, so give several files per speaker), or speaker_stats='global' (the "
+                "domain's overall statistics; less accurate)"
+            )
+        out: _Norms = {}
+        needed: dict[str, list[int]] = {}
+        for i, spk in enumerate(speaker_of):
+            stored = norm.stored(domain, spk, self.checkpoint) if mode == "auto" else None
+            if stored is not None:
+                out[i] = stored
+            else:
+                needed.setdefault(spk, []).append(i)
+        few = {s: len(ix) for s, ix in needed.items() if len(ix) < MIN_SPEAKER_FILES}
+        if few:
+            shown = ", ".join(f"{s} ({n})" for s, n in list(few.items())[:8]) + (", ..." if len(few) > 8 else "")
+            warnings.warn(
+                f"speaker normalisation: {len(few)} speaker(s) with fewer than {MIN_SPEAKER_FILES} inputs in this "
+                f"call: {shown}; their statistics come from these inputs alone and are unreliable",
+                UserWarning,
+                stacklevel=4,
+            )
+        if not needed:
+            return out
+        accumulators = {sid: _StatsAccumulator() for sid in self.extractors}
+        order = sorted(i for ix in needed.values() for i in ix)  # input order, as training's utterance order
+        for start in range(0, len(order), batch_size):
+            items: list[_Item] = []
+            for i in order[start : start + batch_size]:
+                try:
+                    items.append(_Item(i, 0.0, 0.0, self._waveforms(sources[i], i, sample_rate)))
+                except AudioError:
+                    if bad is None:
+                        raise
+            if not items:
+                continue
+            feats = self._features(items, [self._name(sources[it.source], it.source) for it in items])
+            for sid, arrays in feats.items():
+                for it, x in zip(items, arrays, strict=True):
+                    accumulators[sid].add(speaker_of[it.source], x)
+        computed = {sid: acc.result(norm.eps) for sid, acc in accumulators.items()}
+        for spk, ix in needed.items():
+            if all(spk in per_speaker for per_speaker in computed.values()):
+                for i in ix:
+                    out[i] = {sid: computed[sid][spk] for sid in computed}
         return out
 
 
 def _as_dict(labels: list[str], probs: np.ndarray) -> dict[str, float]:
     return {lab: float(p) for lab, p in zip(labels, probs, strict=True)}
+
+
+def _speaker_list(speakers: str | Sequence[str] | None, n: int) -> list[str] | None:
+    """One speaker id per input (a single id applies to all), or None."""
+    if speakers is None:
+        return None
+    if isinstance(speakers, str):
+        return [speakers] * n
+    out = [str(s) for s in speakers]
+    if len(out) != n:
+        raise ModelError(f"speakers: {len(out)} given for {n} input(s); give one per input, or one id for all")
+    return out
+
+
+# -- speaker normalisation statistics ------------------------------------------------------
+
+_Stats = tuple[np.ndarray, np.ndarray]  # (mean (d,), std (d,))
+_Norms = dict[int, dict[str, _Stats]]  # input index -> stream id -> stats
+
+
+class _StatsAccumulator:
+    """Per-speaker mean and std of feature arrays, added one utterance at a time.
+
+    The arithmetic of :func:`serkit.engine.data.speaker_stats` (float64 sums over
+    utterances, or over every frame of sequences), so the same features added in the same
+    order give bit-identical statistics.
+    """
+
+    def __init__(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.squares: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, speaker: str, features: np.ndarray) -> None:
+        """Add one utterance's features, ``(d,)`` or ``(L, d)``."""
+        x = features.astype(np.float64)
+        x2 = x.reshape(-1, x.shape[-1])
+        self.sums[speaker] = self.sums.get(speaker, 0.0) + x2.sum(axis=0)
+        self.squares[speaker] = self.squares.get(speaker, 0.0) + (x2**2).sum(axis=0)
+        self.counts[speaker] = self.counts.get(speaker, 0) + x2.shape[0]
+
+    def result(self, eps: float = SPEAKER_NORM_EPS) -> dict[str, _Stats]:
+        """speaker -> ``(mean (d,), std (d,))`` as float32, ``std >= eps``."""
+        out: dict[str, _Stats] = {}
+        for spk, n in self.counts.items():
+            mean = self.sums[spk] / n
+            var = np.maximum(self.squares[spk] / n - mean**2, 0.0)
+            out[spk] = (mean.astype(np.float32), np.maximum(np.sqrt(var), eps).astype(np.float32))
+        return out
+
+
+@dataclass(frozen=True)
+class SpeakerNorm:
+    """A run's ``data.speaker_norm`` statistics (``checkpoints/speaker_norm.*``).
+
+    Attributes:
+        eps: the std floor used in training.
+        speakers: domain -> speaker ids (the rows of ``mean`` / ``std``).
+        mean: domain -> stream -> ``(S, d)`` per-speaker means over all of the speaker's
+            utterances in the domain, exactly as used in training.
+        std: the matching standard deviations ``(S, d)``.
+        global_mean: domain -> stream -> ``(d,)`` over all of the domain's utterances.
+        global_std: the matching ``(d,)``.
+        known: run id -> domain -> the speakers with training or validation utterances in
+            that (repeat, fold) run.
+    """
+
+    eps: float
+    speakers: dict[str, list[str]]
+    mean: dict[str, dict[str, np.ndarray]]
+    std: dict[str, dict[str, np.ndarray]]
+    global_mean: dict[str, dict[str, np.ndarray]]
+    global_std: dict[str, dict[str, np.ndarray]]
+    known: dict[str, dict[str, list[str]]]
+
+    def stored(self, domain: str, speaker: str, run_id: str) -> dict[str, _Stats] | None:
+        """Stream -> stats of a speaker known to run ``run_id`` (else None)."""
+        if speaker not in self.known.get(run_id, {}).get(domain, ()):
+            return None
+        row = self.speakers[domain].index(speaker)
+        return {sid: (m[row], self.std[domain][sid][row]) for sid, m in self.mean[domain].items()}
+
+    def global_stats(self, domain: str) -> dict[str, _Stats]:
+        """Stream -> the domain's overall ``(mean, std)``."""
+        return {sid: (m, self.global_std[domain][sid]) for sid, m in self.global_mean[domain].items()}
+
+
+def save_speaker_norm(
+    run_dir: Path,
+    norms: Mapping[str, Mapping[str, Mapping[str, _Stats]]],
+    domains: Mapping[str, Any],
+    stores: Mapping[str, Any],
+    splits: Mapping[str, Mapping[str, Any]],
+) -> list[Path]:
+    """Write a run's speaker-normalisation statistics for :func:`load_model` (no pickle).
+
+    Args:
+        run_dir: the run folder; writes ``checkpoints/speaker_norm.safetensors`` (arrays
+            ``<domain>/<stream>/{mean,std}`` ``(S, d)`` and ``.../global_{mean,std}`` ``(d,)``)
+            and ``checkpoints/speaker_norm.json`` (speaker order, utterance counts, and per run
+            id the speakers with training or validation utterances).
+        norms: domain -> stream -> speaker -> ``(mean, std)``, as used in training.
+        domains: domain -> :class:`serkit.engine.run.DomainData` (utterances, store keys).
+        stores: stream id -> open feature store.
+        splits: domain -> run id -> :class:`serkit.data.splits.Split`.
+    """
+    from safetensors.numpy import save
+
+    from serkit.engine.data import speaker_stats
+    from serkit.io import atomic_write_bytes, atomic_write_json
+
+    tensors: dict[str, np.ndarray] = {}
+    info: dict[str, Any] = {"format": "serkit-speaker-norm-1", "eps": SPEAKER_NORM_EPS, "domains": {}, "known": {}}
+    for d, per_stream in norms.items():
+        dd = domains[d]
+        counts = Counter(u.speaker for u in dd.utterances)
+        speakers = sorted(counts)
+        info["domains"][d] = {"speakers": speakers, "n_utterances": [counts[s] for s in speakers]}
+        for sid, by_speaker in per_stream.items():
+            tensors[f"{d}/{sid}/mean"] = np.stack([by_speaker[s][0] for s in speakers])
+            tensors[f"{d}/{sid}/std"] = np.stack([by_speaker[s][1] for s in speakers])
+            ((g_mean, g_std),) = speaker_stats(dd.keys[sid], ["*"] * len(dd.utterances), stores[sid]).values()
+            tensors[f"{d}/{sid}/global_mean"], tensors[f"{d}/{sid}/global_std"] = g_mean, g_std
+        for rid, split in (splits.get(d) or {}).items():
+            seen = sorted({dd.utterances[i].speaker for i in (*split.train, *split.val)})
+            info["known"].setdefault(rid, {})[d] = seen
+    ckpt = Path(run_dir) / "checkpoints"
+    atomic_write_bytes(ckpt / SPEAKER_NORM_FILES[0], save({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
+    atomic_write_json(ckpt / SPEAKER_NORM_FILES[1], info)
+    return [ckpt / name for name in SPEAKER_NORM_FILES]
+
+
+def load_speaker_norm(ckpt_dir: str | os.PathLike[str]) -> SpeakerNorm:
+    """Read ``speaker_norm.safetensors`` / ``.json`` of a run's ``checkpoints/`` folder.
+
+    Raises:
+        ModelError: a file is missing (runs of serkit before 0.1 did not store them) or
+            malformed.
+    """
+    ckpt_dir = Path(ckpt_dir)
+    arrays_path, info_path = (ckpt_dir / name for name in SPEAKER_NORM_FILES)
+    if not arrays_path.is_file() or not info_path.is_file():
+        raise ModelError(
+            f"{ckpt_dir}: the run was trained with data.speaker_norm but its statistics "
+            f"({', '.join(SPEAKER_NORM_FILES)}) are missing; rerun it with this serkit version to store them"
+        )
+    info = _read_json(info_path, "speaker normalisation statistics")
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        arrays = load_file(str(arrays_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ModelError(f"{arrays_path}: not a valid safetensors file ({err})") from None
+    try:
+        speakers = {d: list(v["speakers"]) for d, v in info["domains"].items()}
+        parts: dict[str, dict[str, dict[str, np.ndarray]]] = {}
+        for key, value in arrays.items():
+            d, sid, what = key.split("/")
+            parts.setdefault(what, {}).setdefault(d, {})[sid] = value
+        for d, names in speakers.items():
+            for sid, m in parts["mean"][d].items():
+                if m.shape[0] != len(names) or parts["std"][d][sid].shape != m.shape:
+                    raise ValueError(f"{d}/{sid}: {m.shape[0]} rows for {len(names)} speakers")
+        return SpeakerNorm(
+            eps=float(info["eps"]),
+            speakers=speakers,
+            mean=parts["mean"],
+            std=parts["std"],
+            global_mean=parts["global_mean"],
+            global_std=parts["global_std"],
+            known={rid: {d: list(v) for d, v in per.items()} for rid, per in info["known"].items()},
+        )
+    except (KeyError, ValueError, TypeError, AttributeError) as err:
+        what = f"{type(err).__name__}: {err}"
+        raise ModelError(f"{ckpt_dir}: malformed speaker normalisation statistics ({what})") from None

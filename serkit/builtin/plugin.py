@@ -4,12 +4,17 @@ This module is serkit's own entry point in the ``serkit.plugins`` group (name
 ``builtin``). Each component lives in its own module under :mod:`serkit.builtin`;
 importing them is cheap (no torch, no librosa) because networks and models are only
 built when a run needs them.
+
+The built-in experiment loggers (:data:`BUILTIN_LOGGERS`: TensorBoard, MLflow) are driven
+by this plugin's run-callback hooks, exactly as a third-party plugin would add W&B.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
+from typing import Any
 
 from serkit.errors import PluginError
 from serkit.hookspecs import hookimpl
@@ -48,6 +53,18 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "serkit.builtin.optimizers.adamw",
 )
 
+#: The built-in experiment loggers, as ``module:Class``. Each class has
+#: ``create(run_dir, recipe) -> logger | None`` (None when the recipe's ``logging`` section
+#: leaves it off) and the methods ``on_epoch_end(repeat, fold, epoch, metrics)``,
+#: ``on_run_end(results)`` and ``close()``.
+BUILTIN_LOGGERS: tuple[str, ...] = (
+    "serkit.builtin.loggers.tensorboard:TensorBoardLogger",
+    "serkit.builtin.loggers.mlflow:MlflowLogger",
+)
+
+#: run folder -> the loggers of the run in progress there.
+_ACTIVE: dict[str, list[Any]] = {}
+
 
 def _component_of(module_name: str) -> type[Component]:
     module = importlib.import_module(module_name)
@@ -78,3 +95,66 @@ def serkit_register_components(registry: Registry) -> None:
         registry.register(cls)
     if failures:
         raise PluginError("built-in components failed to load: " + "; ".join(failures))
+
+
+def _logger_class(spec: str) -> Any:
+    module_name, _, cls_name = spec.partition(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def _call_loggers(run_dir: str, method: str, **kwargs: Any) -> None:
+    """Call ``method`` on the run's loggers; a failing logger is dropped with a warning (training goes on)."""
+    kept = []
+    for logger in _ACTIVE.get(run_dir, []):
+        try:
+            getattr(logger, method)(**kwargs)
+        except Exception as err:  # a tracking server going away must not stop training
+            warnings.warn(
+                f"{logger.name} logging stopped for {run_dir}: {type(err).__name__}: {err}", UserWarning, stacklevel=2
+            )
+            try:
+                logger.close()
+            except Exception:  # already broken; the warning above says so
+                pass
+            continue
+        kept.append(logger)
+    _ACTIVE[run_dir] = kept
+
+
+@hookimpl
+def serkit_on_run_start(run_dir: str, recipe: dict[str, Any]) -> None:
+    """Start the loggers that the recipe's ``logging`` section enables (rank 0 only).
+
+    Raises:
+        SerkitError: a logger set to ``true`` cannot run (package missing, tracking server refusing).
+    """
+    from serkit.builtin.loggers.common import is_main_process
+
+    for stale in _ACTIVE.pop(run_dir, []):  # an earlier run in the same folder that never finished
+        stale.close()
+    if not is_main_process():
+        return
+    loggers: list[Any] = []
+    try:
+        for spec in BUILTIN_LOGGERS:
+            logger = _logger_class(spec).create(run_dir, recipe)
+            if logger is not None:
+                loggers.append(logger)
+    except BaseException:
+        for logger in loggers:
+            logger.close()
+        raise
+    _ACTIVE[run_dir] = loggers
+
+
+@hookimpl
+def serkit_on_epoch_end(run_dir: str, repeat: int, fold: int, epoch: int, metrics: dict[str, float]) -> None:
+    """Pass the epoch's metrics to the run's loggers."""
+    _call_loggers(run_dir, "on_epoch_end", repeat=repeat, fold=fold, epoch=epoch, metrics=metrics)
+
+
+@hookimpl
+def serkit_on_run_end(run_dir: str, results: dict[str, Any]) -> None:
+    """Final test metrics to the run's loggers, which then close."""
+    _call_loggers(run_dir, "on_run_end", results=results)
+    _ACTIVE.pop(run_dir, None)

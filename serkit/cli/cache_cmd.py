@@ -56,7 +56,8 @@ def _root(root: Path | None) -> Path:
 
 @click.group()
 def cache() -> None:
-    """Inspect and maintain the feature stores (one SQLite file per extractor configuration).
+    """Inspect and maintain the feature stores (one SQLite file per extractor configuration,
+    plus one file per shard of a sharded extraction in <store>.shards/).
 
     \b
     serkit cache ls                           what is cached, how big, how old
@@ -71,7 +72,10 @@ def cache() -> None:
 @_ROOT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def ls(root: Path | None, as_json: bool) -> None:
-    """One row per store: extractor, fingerprint, params, items, size, last modified."""
+    """One row per store: extractor, fingerprint, params, items, size, last modified.
+
+    Items, size and date cover the store's shard files too (``N shards`` says how many).
+    """
     from serkit.features.admin import list_stores
 
     listing = list_stores(_root(root))
@@ -92,7 +96,8 @@ def ls(root: Path | None, as_json: bool) -> None:
             dtype = ",".join(s.dtypes) or s.store_dtype
             console.print(
                 f"[bold]{s.name}[/]  {s.extractor} v{s.version}, {s.output}, dim {s.dim}, {dtype}\n"
-                f"    {s.items} item(s), {human_bytes(s.size_bytes)}, modified {_when(s.modified)}\n"
+                f"    {s.items} item(s){_shards_note(s)}, {human_bytes(s.size_bytes)}, "
+                f"modified {_when(s.modified)}\n"
                 f"    params: {escape(s.short_params(width=10_000))}",
                 highlight=False,
                 soft_wrap=True,
@@ -102,6 +107,10 @@ def ls(root: Path | None, as_json: bool) -> None:
         console.print(f"{len(listing.stores)} store(s), {human_bytes(total)}", highlight=False)
     for p in listing.problems:
         console.print(f"[yellow]warning:[/] {escape(f'{p.path}: {p.message}')}", highlight=False, soft_wrap=True)
+
+
+def _shards_note(s: StoreInfo) -> str:
+    return f" in {1 + len(s.shards)} files ({len(s.shards)} shards)" if s.shards else ""
 
 
 def _print_table(console: Console, stores: list[StoreInfo], title: str) -> None:
@@ -121,7 +130,7 @@ def _print_table(console: Console, stores: list[StoreInfo], title: str) -> None:
             s.short_params(),
             s.output,
             str(s.dim),
-            str(s.items),
+            f"{s.items} ({len(s.shards)} shards)" if s.shards else str(s.items),
             human_bytes(s.size_bytes),
             ",".join(s.dtypes) or s.store_dtype,
             _when(s.modified),
@@ -157,13 +166,15 @@ def verify(root: Path | None, selector: str | None, repair: bool) -> None:
     for info in stores:
         report = verify_store(info, repair=repair)
         n_bad = len(report.corrupt)
-        head = f"{info.path}: {report.checked} item(s) checked, "
+        where = f"{info.path} + {len(info.shards)} shard file(s)" if info.shards else str(info.path)
+        head = f"{where}: {report.checked} item(s) checked, "
         if not n_bad:
             click.echo(head + "all sound")
             continue
         click.secho(head + f"{n_bad} corrupt", fg="red")
         for item in report.corrupt[:MAX_SHOWN]:
-            click.echo(f"  {item.key}: {item.reason}")
+            in_shard = f" (in {item.file.name})" if item.file is not None and item.file != info.path else ""
+            click.echo(f"  {item.key}{in_shard}: {item.reason}")
         if n_bad > MAX_SHOWN:
             click.echo(f"  ... and {n_bad - MAX_SHOWN} more")
         if repair:
@@ -189,7 +200,7 @@ def verify(root: Path | None, selector: str | None, repair: bool) -> None:
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
 def prune(root: Path | None, older_than: float | None, selector: str | None, dry_run: bool,
           assume_yes: bool) -> None:
-    """Delete whole store files (with their -wal/-shm files).
+    """Delete whole stores (their files, shard files and -wal/-shm files).
 
     Do not prune a store that a running extraction or training is using.
     """

@@ -68,19 +68,31 @@ def cli(no_plugin: tuple[str, ...]) -> None:
     help="Continue an interrupted run in this folder with its own recipe.yaml; finished runs are kept.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
+@click.option(
+    "--nproc",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Train with DistributedDataParallel in N processes on this machine (runs torchrun for you).",
+)
+@click.pass_context
 def run(
+    ctx: click.Context,
     recipe: Path | None,
     overrides: tuple[str, ...],
     out: Path | None,
     unset: tuple[str, ...],
     resume: Path | None,
     quiet: bool,
+    nproc: int | None,
 ) -> None:
     """Train and evaluate RECIPE; writes results.json, report.md and checkpoints.
 
     \b
     serkit run recipes/quickstart.yaml --set repeats=3
     serkit run --resume runs/quickstart-20261124-101500     # after an interruption
+    serkit run R.yaml --nproc 2                             # 2 DDP processes (gloo on CPU)
+    torchrun --nproc-per-node 4 -m serkit run R.yaml        # the same, by hand or on a cluster
     """
     from serkit.config.recipe import load_recipe
 
@@ -94,9 +106,26 @@ def run(
     if recipe is None:
         raise click.UsageError("missing RECIPE (or --resume RUN_DIR)")
     rec, _ = load_recipe(recipe, overrides, unset=unset)
+    if nproc is not None:  # the recipe is valid: start the ranks, each runs this command without --nproc
+        from serkit.engine.distributed import launch
+
+        args = [a for n in (ctx.parent.params.get("no_plugin", ()) if ctx.parent else ()) for a in ("--no-plugin", n)]
+        args.append("run")
+        if resume is not None:
+            args += ["--resume", str(resume)]
+        else:
+            args += [str(recipe), *(a for o in overrides for a in ("--set", o))]
+            args += [*(a for u in unset for a in ("--unset", u)), *(["--out", str(out)] if out else [])]
+        args += ["--quiet"] if quiet else []
+        code = launch(nproc, args)
+        if code:
+            raise SystemExit(code)
+        return
+    from serkit.engine.distributed import distributed_session
     from serkit.engine.run import run_recipe
 
-    run_recipe(rec, out=out, source=str(recipe), progress=not quiet, resume=resume is not None)
+    with distributed_session(rec.device) as dist:  # one process, or one rank under torchrun
+        run_recipe(rec, out=out, source=str(recipe), progress=not quiet, resume=resume is not None, dist=dist)
 
 
 @cli.command()
@@ -119,11 +148,21 @@ def sweep(sweep_file: Path, overrides: tuple[str, ...], out: Path | None, quiet:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="New folder to write.")
 @click.option("--checkpoint", default=None, help="Run id such as r0-f1 (default: best validation UA).")
-def export_cmd(run_dir: Path, out: Path, checkpoint: str | None) -> None:
-    """Write a self-contained model folder (safetensors + JSON, checksummed) for serkit.load_model."""
-    from serkit.export import export_model
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["folder", "onnx"]),
+    default="folder",
+    show_default=True,
+    help="folder: safetensors + JSON for serkit.load_model; onnx: one .onnx per domain (the classifier on "
+    "top of the features) plus serkit_onnx.json (needs 'serkit[onnx]').",
+)
+def export_cmd(run_dir: Path, out: Path, checkpoint: str | None, fmt: str) -> None:
+    """Write a self-contained model folder (safetensors + JSON, checksummed) for serkit.load_model,
+    or with --format onnx the classifier on top of the features as ONNX files."""
+    from serkit.export import export_model, export_onnx
 
-    folder = export_model(run_dir, out, checkpoint)
+    folder = (export_onnx if fmt == "onnx" else export_model)(run_dir, out, checkpoint)
     click.echo(f"exported {run_dir} -> {folder}")
 
 
@@ -224,8 +263,10 @@ def plugins(as_json: bool) -> None:
 
 
 def _add_builtin_groups() -> None:
+    from serkit.cli.adapt_cmd import adapt, learning_curve_cmd
     from serkit.cli.cache_cmd import cache
     from serkit.cli.data_cmd import data
+    from serkit.cli.extract_cmd import extract
     from serkit.cli.plugin_cmd import plugin
     from serkit.cli.predict_cmd import predict
     from serkit.cli.report_cmd import report
@@ -234,7 +275,10 @@ def _add_builtin_groups() -> None:
     cli.add_command(data)
     cli.add_command(predict)
     cli.add_command(cache)
+    cli.add_command(extract)
     cli.add_command(report)
+    cli.add_command(adapt)
+    cli.add_command(learning_curve_cmd)
 
 
 _add_builtin_groups()

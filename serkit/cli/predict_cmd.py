@@ -14,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from serkit.errors import SerkitError
+
 if TYPE_CHECKING:
     from serkit.inference import Prediction
 
-__all__ = ["format_csv", "format_json", "predict"]
+__all__ = ["format_csv", "format_json", "predict", "speakers_of"]
 
 
 def _prob(p: float) -> float:
@@ -25,12 +27,13 @@ def _prob(p: float) -> float:
 
 
 def format_json(predictions: list[Prediction], per_window: bool = False) -> str:
-    """A JSON list of ``{file, domain, label, probabilities}`` (plus ``windows``)."""
+    """A JSON list of ``{file, domain, label, probabilities}`` (plus ``speaker``, ``windows``)."""
     rows: list[dict[str, Any]] = []
     for p in predictions:
         row: dict[str, Any] = {
             "file": p.source,
             "domain": p.domain,
+            **({"speaker": p.speaker} if p.speaker is not None else {}),
             "label": p.label,
             "probabilities": {k: _prob(v) for k, v in p.probabilities.items()},
         }
@@ -50,20 +53,25 @@ def format_json(predictions: list[Prediction], per_window: bool = False) -> str:
 
 def format_csv(predictions: list[Prediction], labels: list[str], per_window: bool = False) -> str:
     """CSV: ``file, domain, label, p_<label>...``; with ``per_window``, ``start, end``
-    columns and one row per window after each file's row (whose start/end are empty)."""
+    columns and one row per window after each file's row (whose start/end are empty).
+    A ``speaker`` column follows ``domain`` when the predictions carry speakers."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     probs = [f"p_{lab}" for lab in labels]
-    w.writerow(["file", "domain", *(["start", "end"] if per_window else []), "label", *probs])
+    with_speaker = any(p.speaker is not None for p in predictions)
+    spk_col = ["speaker"] if with_speaker else []
+    w.writerow(["file", "domain", *spk_col, *(["start", "end"] if per_window else []), "label", *probs])
     for p in predictions:
         span = ["", ""] if per_window else []
-        w.writerow([p.source, p.domain, *span, p.label, *(_prob(p.probabilities[lab]) for lab in labels)])
+        spk = [p.speaker or ""] if with_speaker else []
+        w.writerow([p.source, p.domain, *spk, *span, p.label, *(_prob(p.probabilities[lab]) for lab in labels)])
         if per_window and p.windows is not None:
             for win in p.windows:
                 w.writerow(
                     [
                         p.source,
                         p.domain,
+                        *spk,
                         win.start,
                         win.end,
                         win.label,
@@ -71,6 +79,60 @@ def format_csv(predictions: list[Prediction], labels: list[str], per_window: boo
                     ]
                 )
     return buf.getvalue()
+
+
+def speakers_of(
+    files: list[str], speaker: str | None = None, from_dir: bool = False, mapping: Path | None = None
+) -> list[str] | None:
+    """The speaker of each file: one id for all, each file's folder name, or a CSV mapping.
+
+    The CSV has a header with ``file`` and ``speaker`` columns; ``file`` is matched against
+    each input's resolved path (relative entries are relative to the CSV's folder), then
+    against its file name when that name is unique in the CSV.
+
+    Raises:
+        click.UsageError: more than one way was given.
+        SerkitError: the CSV lacks a column, or does not name some of the files.
+    """
+    ways = {"--speaker": speaker is not None, "--speaker-from-dir": from_dir, "--speakers": mapping is not None}
+    given = [name for name, on in ways.items() if on]
+    if len(given) > 1:
+        raise click.UsageError(f"give only one of {', '.join(given)}")
+    if speaker is not None:
+        return [speaker] * len(files)
+    if from_dir:
+        return [Path(f).resolve().parent.name for f in files]
+    if mapping is None:
+        return None
+    try:
+        with open(mapping, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+    except OSError as err:
+        raise SerkitError(f"--speakers {mapping}: cannot read ({err.strerror or err})") from None
+    if "file" not in columns or "speaker" not in columns:
+        raise SerkitError(f"--speakers {mapping}: needs the columns file and speaker; found {', '.join(columns)}")
+    by_path: dict[str, str] = {}
+    by_name: dict[str, list[str]] = {}
+    for row in rows:
+        entry = Path(row["file"])
+        full = entry if entry.is_absolute() else Path(mapping).parent / entry
+        by_path[str(full.resolve())] = row["speaker"]
+        by_name.setdefault(entry.name, []).append(row["speaker"])
+    out: list[str] = []
+    missing: list[str] = []
+    for f in files:
+        spk = by_path.get(str(Path(f).resolve()))
+        if spk is None and len(by_name.get(Path(f).name, [])) == 1:
+            spk = by_name[Path(f).name][0]
+        if spk is None:
+            missing.append(f)
+        out.append(spk or "")
+    if missing:
+        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise SerkitError(f"--speakers {mapping}: no speaker for {len(missing)} file(s): {shown}")
+    return out
 
 
 @click.command()
@@ -91,6 +153,23 @@ def format_csv(predictions: list[Prediction], labels: list[str], per_window: boo
 @click.option("--batch-size", default=16, show_default=True, help="Files or windows per forward pass.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, ...")
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable audio files (listed on stderr) instead of stopping.")
+@click.option("--speaker", default=None, metavar="ID", help="Speaker of every file (speaker-normalised models).")
+@click.option("--speaker-from-dir", is_flag=True, help="Each file's speaker is the name of its folder.")
+@click.option(
+    "--speakers",
+    "speaker_csv",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="CSV with file,speaker columns.",
+)
+@click.option(
+    "--speaker-stats",
+    type=click.Choice(["auto", "call", "global"]),
+    default="auto",
+    show_default=True,
+    help="Speaker-normalised models: statistics of known (training) speakers, else from the given files "
+    "(auto); always from the given files (call); the domain's overall statistics, no speakers needed (global).",
+)
 @click.option(
     "--output",
     "-o",
@@ -110,6 +189,10 @@ def predict(
     batch_size: int,
     device: str,
     skip_bad: bool,
+    speaker: str | None,
+    speaker_from_dir: bool,
+    speaker_csv: Path | None,
+    speaker_stats: str,
     output: Path | None,
 ) -> None:
     """Predict the emotion of audio files (folders are searched for .wav/.flac/.ogg/.mp3).
@@ -117,6 +200,12 @@ def predict(
     \b
     serkit predict --run runs/quickstart-20240101-120000 clip.wav
     serkit predict --run RUN --domain de --format csv --window 3 corpus/ -o out.csv
+    serkit predict --run RUN --speaker-from-dir speakers/      # speaker_norm runs: one folder per speaker
+
+    Runs trained with data.speaker_norm standardise features per speaker: give the speakers
+    (--speaker, --speaker-from-dir or --speakers). A speaker that was not in the run's
+    training data is standardised with statistics of its files in this call, so give
+    several files per speaker (fewer than 5 gives a warning).
     """
     from serkit.inference import find_audio_files, load_model
     from serkit.io import atomic_write_text
@@ -126,9 +215,19 @@ def predict(
     if hop is not None and window is None:
         raise click.UsageError("--hop needs --window")
     files = find_audio_files(list(inputs))
+    speakers = speakers_of(files, speaker, speaker_from_dir, speaker_csv)
     model = load_model(run_dir, checkpoint=checkpoint, device=device)
     bad: list[tuple[str, str]] | None = [] if skip_bad else None
-    preds = model.predict(files, domain, window_seconds=window, hop_seconds=hop, batch_size=batch_size, bad=bad)
+    preds = model.predict(
+        files,
+        domain,
+        window_seconds=window,
+        hop_seconds=hop,
+        batch_size=batch_size,
+        bad=bad,
+        speakers=speakers,
+        speaker_stats=speaker_stats,  # type: ignore[arg-type]
+    )
     for source, message in bad or []:
         click.secho(f"skipped {source}: {message}", fg="yellow", err=True)
     if fmt == "json":

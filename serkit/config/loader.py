@@ -71,17 +71,41 @@ def load_yaml_with_lines(path: str | os.PathLike[str]) -> tuple[Any, LineMap]:
     return load_yaml_text(text, str(p))
 
 
+#: Most values (mappings, lists, scalars, counting every alias expansion) a recipe may hold.
+MAX_VALUES = 100_000
+#: Deepest nesting of mappings/lists a recipe may have.
+MAX_DEPTH = 64
+_TAG_RE = re.compile(r"could not determine a constructor for the tag '([^']*)'")
+
+
 def load_yaml_text(text: str, source: str = "<recipe>") -> tuple[Any, LineMap]:
-    """Like :func:`load_yaml_with_lines` for a string (``source`` names it in errors)."""
+    """Like :func:`load_yaml_with_lines` for a string (``source`` names it in errors).
+
+    Only ``yaml.safe_load`` builds data: tags such as ``!!python/object`` are refused.
+    Recursive aliases, alias bombs (more than :data:`MAX_VALUES` values once aliases are
+    expanded) and nesting deeper than :data:`MAX_DEPTH` are refused before any of the
+    data is walked.
+    """
     lines = LineMap()
     try:
-        data = yaml.safe_load(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, source)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
+        tag = _TAG_RE.search(problem)
+        if tag:
+            shown = tag.group(1).replace("tag:yaml.org,2002:", "!!")
+            problem = (
+                f"tag {shown!r} is not allowed; recipes are read with yaml.safe_load, which builds only "
+                "plain data (mappings, lists, strings, numbers, booleans, null)"
+            )
         raise RecipeError(f"{source}: not valid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise RecipeError(f"{source}: not valid as a recipe: nested too deeply") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -92,6 +116,46 @@ def load_yaml_text(text: str, source: str = "<recipe>") -> tuple[Any, LineMap]:
     if node is not None:
         _walk_nodes(node, (), lines)
     return data, lines
+
+
+def _check_shape(root: yaml.Node, source: str) -> None:
+    """Refuse recursive aliases, alias bombs and deep nesting (iteratively, each node once)."""
+    done: dict[int, tuple[int, int]] = {}  # id(node) -> (values, depth) with aliases expanded
+    active: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        key = id(node)
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            done[key] = (1, 0)
+            continue
+        if expanded:
+            active.discard(key)
+            values = 1 + sum(done[id(c)][0] for c in children)
+            depth = 1 + max((done[id(c)][1] for c in children), default=0)
+            if values > MAX_VALUES:
+                raise RecipeError(
+                    f"{source}: not valid as a recipe: more than {MAX_VALUES} values once YAML aliases "
+                    f"are expanded (line {node.start_mark.line + 1})"
+                )
+            if depth > MAX_DEPTH:
+                raise RecipeError(f"{source}: not valid as a recipe: nested more than {MAX_DEPTH} levels deep")
+            done[key] = (values, depth)
+            continue
+        if key in done:
+            continue
+        if key in active:
+            raise RecipeError(
+                f"{source}: not valid as a recipe: a YAML alias refers to a mapping or list that contains it "
+                f"(line {node.start_mark.line + 1})"
+            )
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in done)
 
 
 def substitute_env(data: Any, lines: LineMap | None = None, path: Path_ = ()) -> Any:
@@ -130,7 +194,7 @@ def substitute_env(data: Any, lines: LineMap | None = None, path: Path_ = ()) ->
         value = value_of(full)
         try:
             parsed = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             return value
         return parsed if isinstance(parsed, (int, float, bool, str)) else value
     return _ENV_RE.sub(value_of, data)
@@ -156,10 +220,7 @@ def apply_overrides(
         parts = [p for p in key.strip().split(".")]
         if not key.strip() or any(not p for p in parts):
             raise RecipeError(f"--set {item!r}: empty path segment in {key!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _override_value(raw, item)
         node: Any = out
         walked: list[str | int] = []
         for part in parts[:-1]:
@@ -178,6 +239,22 @@ def apply_overrides(
         for i in range(1, len(walked) + 1):
             lines.set(tuple(walked[:i]), None)
     return out
+
+
+def _override_value(raw: str, item: str) -> Any:
+    """The YAML value of ``--set path=raw`` (checked like a recipe file); text that is not YAML stays text."""
+    if not raw.strip():
+        return ""
+    shown = item if len(item) <= 60 else item[:57] + "..."
+    try:
+        node = yaml.compose(raw, Loader=yaml.SafeLoader)
+        if node is not None:
+            _check_shape(node, f"--set {shown!r}")
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+    except RecursionError:
+        raise RecipeError(f"--set {shown!r}: not valid as a recipe: nested too deeply") from None
 
 
 def apply_unsets(data: dict[str, Any], paths: Iterable[str]) -> dict[str, Any]:

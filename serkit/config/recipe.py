@@ -13,7 +13,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from serkit.config.loader import LineMap, apply_overrides, apply_unsets, load_yaml_with_lines, substitute_env
 from serkit.errors import RecipeError
@@ -36,7 +46,29 @@ _ID_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+
+def _run_name(value: str) -> str:
+    """A run name becomes a folder name: refuse what could escape ``runs/`` or break a file system."""
+    if (
+        not value.strip()
+        or value in (".", "..")
+        or any(c in value for c in "/\\")
+        or any(ord(c) < 32 or ord(c) == 127 for c in value)
+        or len(value) > 120
+    ):
+        raise ValueError(
+            f"name {value!r} cannot name a run folder: use 1 to 120 characters without '/', '\\' or control "
+            "characters (not '.' or '..')"
+        )
+    return value
+
+
+class _FiniteFloats(BaseModel):
+    """Mixed into every component's recipe model: ``.inf`` and ``.nan`` are never valid parameters."""
+
+    model_config = ConfigDict(allow_inf_nan=False)
 
 
 class RandomProtocol(_Section):
@@ -153,6 +185,14 @@ class DataSpec(_Section):
     )
     extract_workers: int = Field(2, ge=0, description="Parallel audio loaders during extraction.")
     extract_batch_size: int = Field(16, ge=1, description="Utterances per extractor call.")
+    extract_executor: Literal["auto", "thread", "process"] = Field(
+        "auto",
+        description="What the extract_workers are. 'thread': threads load audio (and compute parallel-safe "
+        "extractors such as mfcc); no start-up cost. 'process': worker processes load and preprocess audio "
+        "and compute parallel-safe extractors (models stay in the main process); each costs 1-3 s to start. "
+        "'auto': processes when at least 500 files are to be computed and the extractor has work for them "
+        "(mfcc, ge2e), else threads.",
+    )
     speaker_norm: bool = Field(
         False,
         description="Standardise every stream per speaker (mean/std over the speaker's utterances). "
@@ -179,13 +219,32 @@ class StoreSpec(_Section):
     )
 
 
+class LoggingSpec(_Section):
+    """Experiment logging (built-in loggers on the run-callback hooks; plugins may add others)."""
+
+    tensorboard: Literal["auto"] | bool = Field(
+        "auto",
+        description="TensorBoard event files in <run folder>/tensorboard/<run id>/. auto: when tensorboard is "
+        "installed; true: required (pip install 'serkit[tensorboard]'); false: off.",
+    )
+    mlflow: Literal["auto"] | bool = Field(
+        "auto",
+        description="Log to MLflow. auto: when mlflow is installed and a tracking URI is set "
+        "(MLFLOW_TRACKING_URI or mlflow_tracking_uri); true: required (pip install 'serkit[mlflow]'); false: off.",
+    )
+    mlflow_experiment: str | None = Field(None, description="MLflow experiment name (default: the recipe name).")
+    mlflow_tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI (default: MLFLOW_TRACKING_URI, else MLflow's own default)."
+    )
+
+
 def _component_union(registry: Registry, kind: str) -> Any:
     members = []
     for name in registry.names(kind):
         cls = registry.get(kind, name)
         spec = create_model(
             f"{kind}:{name}",
-            __base__=cls.Params,
+            __base__=(cls.Params, _FiniteFloats),
             __doc__=cls.__doc__ or cls.Params.__doc__,
             type=(Literal[name], Field(description=f"Registered {kind} name.")),
         )
@@ -195,6 +254,31 @@ def _component_union(registry: Registry, kind: str) -> Any:
     if len(members) == 1:
         return members[0]
     return Annotated[Union[tuple(members)], Field(discriminator="type")]  # noqa: UP007
+
+
+_FREEZE_PART = re.compile(r"^(encoders|fusion|heads)(\.[^.\s]+)?$")
+
+
+def _freeze_part(value: str) -> str:
+    if not _FREEZE_PART.match(value):
+        raise ValueError(
+            f"unknown part {value!r}; expected encoders, encoders.<stream>, fusion, heads or heads.<head>"
+        )
+    return value
+
+
+class InitSpec(_Section):
+    """Where a recipe's model starts from (``init_from``)."""
+
+    run: str = Field(description="A run folder written by 'serkit run' (or 'serkit export').")
+    checkpoint: str = Field(
+        "best", description="Run id such as r0-f1, or 'best' (highest mean validation UA)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_shorthand(cls, value: Any) -> Any:
+        return {"run": value} if isinstance(value, str) else value
 
 
 class StreamSpec(_Section):
@@ -250,6 +334,16 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 "tower over the union of their labels (the paper's 'Base' model).",
             ),
         ),
+        fusion_from=(
+            str | None,
+            Field(
+                None,
+                description="With init_from: start this (new) domain's per-domain fusion parameters "
+                "(gate, NAS connections) from those of a domain of the initial run, e.g. 'en'. They train, "
+                "unless freeze lists 'fusion.<this domain>' (then the domain reads that domain's fused "
+                "representation as it is: a linear probe with a linear head).",
+            ),
+        ),
     )
     stream_spec = create_model(
         "StreamSpec",
@@ -272,7 +366,10 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
         aux=(loss | None, Field(None, description="Auxiliary loss added to the main one.")),
     )
     fields: dict[str, Any] = {
-        "name": (str, Field(description="Run name (used in the default run folder name).")),
+        "name": (
+            Annotated[str, AfterValidator(_run_name)],
+            Field(description="Run name (used in the default run folder name)."),
+        ),
         "description": (str, Field("", description="Free text shown in the report.")),
         "seed": (int, Field(0, description="Base seed; repeat r uses seed + r.")),
         "repeats": (
@@ -320,6 +417,25 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
         "train": (TrainSpec, Field(default_factory=TrainSpec, description="Training loop.")),
         "data": (DataSpec, Field(default_factory=DataSpec, description="Audio and extraction.")),
         "store": (StoreSpec, Field(default_factory=StoreSpec, description="Feature store.")),
+        "logging": (LoggingSpec, Field(default_factory=LoggingSpec, description="Experiment logging.")),
+        "init_from": (
+            InitSpec | None,
+            Field(
+                None,
+                description="Start from a trained run (or exported folder): its encoders, fusion and "
+                "its domains' gates and heads are loaded; new domains get fresh parameters. "
+                "A path, or {run: PATH, checkpoint: r0-f1}.",
+            ),
+        ),
+        "freeze": (
+            list[Annotated[str, AfterValidator(_freeze_part)]],
+            Field(
+                default_factory=list,
+                description="With init_from: parts loaded from the run that stay fixed: 'encoders', "
+                "'encoders.<stream>', 'fusion', 'heads', 'heads.<head>'. New domains' parameters "
+                "always train.",
+            ),
+        ),
     }
     model = create_model(
         "Recipe",
@@ -392,16 +508,23 @@ def _section_fields(
     kind = _kind_of(path)
     if kind is not None:
         node = data
-        for p in path:
-            node = node[p] if isinstance(node, (dict, list)) else None
+        for p in path:  # pydantic's loc may name a non-string key (None, 1) as a string
+            if isinstance(node, dict):
+                node = node.get(p)
+            elif isinstance(node, list) and isinstance(p, int) and -len(node) <= p < len(node):
+                node = node[p]
+            else:
+                node = None
         name = node.get("type") if isinstance(node, dict) else None
         if isinstance(name, str) and (kind, name) in registry:
             return ["type", *registry.get(kind, name).Params.model_fields]
         return None
     sub: Any = model
+    node: Any = data
     for p in path:
         if isinstance(p, int):
             return None
+        node = node.get(p) if isinstance(node, dict) else None
         ann = getattr(sub, "model_fields", {}).get(p)
         if ann is None:
             if path and path[0] in ("domains", "features") and len(path) >= 2:
@@ -411,7 +534,13 @@ def _section_fields(
         args = getattr(sub, "__args__", ())
         if args and not (isinstance(sub, type) and issubclass(sub, BaseModel)):
             cand = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
-            sub = cand[-1] if cand else sub
+            tag = node.get("type") if isinstance(node, dict) else None  # a tagged union: the member named
+            named = [
+                a
+                for a in cand
+                if "type" in a.model_fields and tag in getattr(a.model_fields["type"].annotation, "__args__", ())
+            ]
+            sub = named[0] if named else cand[-1] if cand else sub
     if isinstance(sub, type) and issubclass(sub, BaseModel):
         return list(sub.model_fields)
     return None
@@ -446,12 +575,14 @@ def _format_error(
             return [*comp_path, "type"], text
         if etype == "union_tag_invalid" and path and path[0] == "protocol":
             tag = (err.get("ctx") or {}).get("tag")
-            near = closest(str(tag), ["random", "speaker"])
+            near = closest(str(tag), list(_PROTOCOL_TAGS))
             extra = f"; did you mean {near!r}?" if near else ""
             return [
                 "protocol",
                 "type",
-            ], f"unknown protocol {tag!r}; available: random, speaker{extra}"
+            ], f"unknown protocol {tag!r}; available: {', '.join(_PROTOCOL_TAGS)}{extra}"
+        if etype == "union_tag_not_found" and path == ["protocol"]:
+            return ["protocol", "type"], f"missing 'type'; available protocols: {', '.join(_PROTOCOL_TAGS)}"
     if etype == "extra_forbidden":
         field = path[-1] if path else "?"
         allowed = _section_fields(model, path[:-1], registry, data)
@@ -513,6 +644,11 @@ def validate_recipe_data(
                 (".".join(str(p) for p in path) or "<root>", lines.line(tuple(path)), text)
             )
         raise RecipeError(_problems_message(source, problems), problems) from None
+    except RecipeError:
+        raise
+    except Exception as err:  # a component's validator raised something else: its bug, reported as a recipe error
+        text = f"a parameter check failed with {type(err).__name__}: {err}"
+        raise RecipeError(_problems_message(source, [("<root>", None, text)]), [("<root>", None, text)]) from err
     problems = check_recipe(recipe, reg, lines)
     if problems:
         raise RecipeError(_problems_message(source, problems), problems)
@@ -563,7 +699,8 @@ def check_recipe(
     head_ids = {d: (spec.head or d) for d, spec in recipe.domains.items()}
     used = sorted(set(head_ids.values()))
     for key in recipe.heads:
-        if key != "default" and key not in used:
+        # with init_from, heads may also describe the initial run's domains (checked at run time)
+        if key != "default" and key not in used and recipe.init_from is None:
             add(
                 ("heads", key),
                 f"no domain uses head {key!r}; heads are keyed by head id (a domain id unless the domain "

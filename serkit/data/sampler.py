@@ -4,6 +4,9 @@ The contrastive loss needs several samples of each class in a batch; a plain shu
 batch of a small, unbalanced corpus rarely has them. :class:`BalancedBatchSampler`
 builds every batch from ``N`` classes with ``M`` samples each and is passed to a
 ``torch.utils.data.DataLoader`` as ``batch_sampler=``.
+
+:class:`DistributedBatchSampler` deals the batches of any batch sampler out to the ranks
+of a distributed run (whole batches: a contrastive batch must stay together).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from torch.utils.data import Sampler
 
 from serkit.errors import DatasetError
 
-__all__ = ["BalancedBatchSampler"]
+__all__ = ["BalancedBatchSampler", "DistributedBatchSampler"]
 
 _NAME = "BalancedBatchSampler"
 
@@ -145,3 +148,55 @@ class BalancedBatchSampler(Sampler[list[int]]):
             f"classes_per_batch={self.classes_per_batch}, samples_per_class={self.samples_per_class}, "
             f"num_batches={self.num_batches}, seed={self.seed}, epoch={self.epoch})"
         )
+
+
+class DistributedBatchSampler(Sampler[list[int]]):
+    """Deals the batches of ``batch_sampler`` out to ``world_size`` ranks, whole.
+
+    Every rank iterates the same wrapped sampler (same seed, same epoch, hence the same
+    batches) and keeps batches ``rank, rank + world_size, ...``. The sequence is first
+    padded by repeating its first batches up to a multiple of ``world_size``, so every rank
+    gets exactly ``ceil(len(batch_sampler) / world_size)`` batches: ranks of a
+    DistributedDataParallel run must take the same number of steps, or they deadlock.
+
+    Unlike splitting each batch between the ranks, a whole batch keeps its ``N x M`` class
+    groups together, which the contrastive loss needs; the price is a global batch of
+    ``world_size`` batches per optimizer step (and ``world_size`` times fewer steps per epoch).
+
+    Args:
+        batch_sampler: yields lists of dataset indices; its :meth:`set_epoch` (if any) is
+            forwarded.
+        rank: this process's rank, ``0 <= rank < world_size``.
+        world_size: number of ranks (>= 1).
+    """
+
+    def __init__(self, batch_sampler: Sampler[list[int]], rank: int, world_size: int) -> None:
+        super().__init__()
+        name = "DistributedBatchSampler"
+        if not _is_int(world_size) or world_size < 1:
+            raise DatasetError(f"{name}: world_size must be an int >= 1; got {world_size!r}")
+        if not _is_int(rank) or not 0 <= rank < world_size:
+            raise DatasetError(f"{name}: rank must be an int in 0..{world_size - 1}; got {rank!r}")
+        self.batch_sampler = batch_sampler
+        self.rank = int(rank)
+        self.world_size = int(world_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Forward to the wrapped sampler (as ``DistributedSampler.set_epoch``)."""
+        set_epoch = getattr(self.batch_sampler, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.batch_sampler) / self.world_size)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = [list(b) for b in self.batch_sampler]
+        if not batches:
+            return
+        total = len(self) * self.world_size
+        padded = [batches[i % len(batches)] for i in range(total)]
+        yield from padded[self.rank :: self.world_size]
+
+    def __repr__(self) -> str:
+        return f"DistributedBatchSampler({self.batch_sampler!r}, rank={self.rank}, world_size={self.world_size})"

@@ -87,14 +87,18 @@ def speaker_folds(speakers: Sequence[str], k: int | str, seed: int = 0) -> list[
     the fewest utterances so far, which balances fold sizes.
 
     Raises:
-        DatasetError: fewer than 2 speakers, or more folds than speakers.
+        DatasetError: fewer than 2 speakers, ``k`` not an integer >= 2 or ``"all"``, or
+            more folds than speakers.
     """
     counts = Counter(speakers)
     names = sorted(counts)
     if len(names) < 2:
+        hint = " (a folder dataset needs speaker_regex to tell speakers apart)" if names == ["unknown"] else ""
         raise DatasetError(
-            f"speaker-independent folds need at least 2 speakers; found {len(names)} ({', '.join(names)})"
+            f"speaker-independent folds need at least 2 speakers; found {len(names)} ({', '.join(names)}){hint}"
         )
+    if k != "all" and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2):
+        raise DatasetError(f"k must be an integer >= 2 or 'all', got {k!r}")
     n_folds = len(names) if k == "all" else int(k)
     if n_folds > len(names):
         raise DatasetError(f"k={n_folds} speaker folds but only {len(names)} speakers; use k <= {len(names)} or k: all")

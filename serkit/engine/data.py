@@ -1,13 +1,29 @@
-"""Training data: cached features of one domain, padded batches, the domain schedule."""
+"""Training data: cached features of one domain, padded batches, the domain schedule.
+
+In a distributed run (``rank``/``world_size`` of :func:`make_loader`) every rank builds the
+same loaders from the same seeds and keeps its share of them:
+
+- plain training batches are **split**: every rank draws the same global batch of
+  ``batch_size`` items and loads items ``rank, rank + world_size, ...`` of it, with a loss
+  weight (:attr:`Batch.weight`) such that DistributedDataParallel's gradient average
+  equals the gradient of the whole batch's mean loss, as in a single process;
+- class-balanced batches are dealt out **whole** (a contrastive batch must stay
+  together; see :class:`serkit.data.sampler.DistributedBatchSampler`);
+- evaluation sets are split by position (rank ``r`` evaluates items ``r, r + world_size,
+  ...``); the caller combines the ranks' predictions.
+
+Both training variants give every rank the same number of batches per domain, so the
+domain schedule (:func:`domain_schedule`) is identical across ranks, as DDP requires.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from serkit.features.store import FeatureStore
 
@@ -41,18 +57,22 @@ class Batch:
         targets: ``(B,)`` label indices in the domain's label list.
         domain: the domain id.
         indices: ``(B,)`` positions in the domain's utterance list.
+        weight: factor for this rank's per-sample-mean loss in a distributed run:
+            ``B * world_size / B_global`` (``0`` for a rank whose share of a tiny global
+            batch is empty and that trains on a stand-in item); ``1`` otherwise.
     """
 
     streams: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]
     targets: torch.Tensor
     domain: str
     indices: torch.Tensor
+    weight: float = 1.0
 
     def to(self, device: torch.device) -> Batch:
         moved: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
         for k, v in self.streams.items():
             moved[k] = (v[0].to(device), v[1].to(device)) if isinstance(v, tuple) else v.to(device)
-        return Batch(moved, self.targets.to(device), self.domain, self.indices)
+        return Batch(moved, self.targets.to(device), self.domain, self.indices, self.weight)
 
 
 class FeatureDataset(Dataset):
@@ -150,7 +170,44 @@ class _Collate:
         self.domain = domain
 
     def __call__(self, items: Sequence[tuple[dict[str, np.ndarray], int, int]]) -> Batch:
-        return collate(items, self.domain)
+        batch = collate(items, self.domain)
+        if isinstance(items, _RankItems):
+            batch.weight = items.weight
+        return batch
+
+
+class _RankItems(list):  # type: ignore[type-arg]
+    """A rank's items of one global batch, with the loss weight of :attr:`Batch.weight`."""
+
+    def __init__(self, items: Iterable[tuple[dict[str, np.ndarray], int, int]], weight: float) -> None:
+        super().__init__(items)
+        self.weight = weight
+
+
+class _SplitBatches(Dataset):
+    """Serves a rank's share of every global batch (DataLoader's batched ``__getitems__``).
+
+    The sampler yields the same global batch on every rank; rank ``r`` of ``W`` loads items
+    ``r, r + W, ...`` of it. A rank whose share is empty (a last batch smaller than ``W``)
+    loads the batch's first item with weight 0, so that it still takes part in the step.
+    """
+
+    def __init__(self, dataset: Dataset, rank: int, world_size: int) -> None:
+        self.dataset = dataset
+        self.rank = rank
+        self.world_size = world_size
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], int, int]:
+        return self.dataset[i]
+
+    def __getitems__(self, indices: Sequence[int]) -> _RankItems:
+        mine = list(indices[self.rank :: self.world_size])
+        if mine:
+            return _RankItems((self.dataset[i] for i in mine), len(mine) * self.world_size / len(indices))
+        return _RankItems((self.dataset[i] for i in list(indices)[:1]), 0.0)
 
 
 def make_loader(
@@ -162,6 +219,8 @@ def make_loader(
     seed: int = 0,
     num_workers: int = 0,
     balanced_per_class: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A DataLoader of :class:`Batch` for one domain (seeded shuffling).
 
@@ -169,24 +228,38 @@ def make_loader(
     :class:`~serkit.data.sampler.BalancedBatchSampler`: ``batch_size // M`` classes
     (at least 2) with ``M`` utterances each; call ``loader.batch_sampler.set_epoch(e)``
     before each epoch.
+
+    With ``world_size > 1`` the loader serves rank ``rank``'s share (see the module
+    docstring): shuffled loaders split every global batch of ``batch_size`` items between
+    the ranks, balanced loaders deal whole batches out, and unshuffled (evaluation) loaders
+    serve the items at positions ``rank, rank + world_size, ...``.
     """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"make_loader: rank {rank} of world_size {world_size} is out of range")
     if balanced_per_class is not None:
-        from serkit.data.sampler import BalancedBatchSampler
+        from serkit.data.sampler import BalancedBatchSampler, DistributedBatchSampler
 
         labels = [dataset.targets[p] for p in dataset.indices]
-        sampler = BalancedBatchSampler(
+        sampler: Sampler[list[int]] = BalancedBatchSampler(
             labels,
             classes_per_batch=max(2, batch_size // balanced_per_class),
             samples_per_class=balanced_per_class,
             seed=seed,
         )
+        if world_size > 1:
+            sampler = DistributedBatchSampler(sampler, rank, world_size)
         return DataLoader(
             dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_Collate(domain)
+        )
+    served: Dataset = dataset
+    if world_size > 1:
+        served = _SplitBatches(dataset, rank, world_size) if shuffle else Subset(
+            dataset, range(rank, len(dataset), world_size)
         )
     gen = torch.Generator()
     gen.manual_seed(seed)
     return DataLoader(
-        dataset,
+        served,
         batch_size=batch_size,
         shuffle=shuffle,
         generator=gen,

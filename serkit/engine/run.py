@@ -66,6 +66,51 @@ def _console():  # type: ignore[no-untyped-def]
     return Console(stderr=True)
 
 
+def _quiet_console():  # type: ignore[no-untyped-def]
+    """The console of ranks other than 0 in a distributed run: prints nothing."""
+    from rich.console import Console
+
+    return Console(stderr=True, quiet=True)
+
+
+def _dist_info(dist: Any) -> dict[str, Any]:
+    return {"world_size": dist.world_size, "backend": dist.backend} if dist.enabled else {}
+
+
+def _dist_note(dist: Any) -> str:
+    return f", {dist.world_size} processes ({dist.backend})" if dist.enabled else ""
+
+
+def _extract_distributed(dist: Any, extract: Any, utterances: list[Utterance], *args: Any, **kwargs: Any) -> Any:
+    """``extract(utterances, *args, **kwargs)`` for every rank of ``dist``; each rank gets every key.
+
+    With a driver that shards (``extract_features(..., shard=(rank, world))``), every rank
+    computes its part (the audio contents whose hash falls in its shard) into its own
+    shard file of the store, and the ranks then exchange their results: keys, failures
+    and counts of the whole run. Otherwise rank 0 extracts while the others wait, and
+    hands its result to them.
+    """
+    import inspect
+
+    if not dist.enabled:
+        return extract(utterances, *args, **kwargs)
+    if "shard" not in inspect.signature(extract).parameters:
+        res = extract(utterances, *args, **kwargs) if dist.is_main else None
+        return dist.broadcast_object(res)  # the other ranks wait here for rank 0's extraction
+    parts = dist.all_gather_object(extract(utterances, *args, **kwargs, shard=dist.shard))
+    every: dict[str, str] = {}
+    for part in parts:
+        every.update(part.keys)
+    res = parts[0]
+    res.keys = {u.id: every[u.id] for u in utterances if u.id in every}  # input order, as unsharded
+    res.failed = [f for part in parts for f in part.failed]
+    res.computed = sum(part.computed for part in parts)
+    res.cached = sum(part.cached for part in parts)
+    res.seconds = max(part.seconds for part in parts)
+    res.audio_seconds = sum(part.audio_seconds for part in parts)
+    return res
+
+
 def _environment(device: str) -> dict[str, Any]:
     import torch
 
@@ -90,19 +135,42 @@ def _environment(device: str) -> dict[str, Any]:
 
 
 def load_domains(recipe: Any) -> dict[str, list[Utterance]]:
-    """Instantiate every domain's dataset; report all missing/broken datasets at once."""
+    """Instantiate every domain's dataset; report all missing/broken datasets at once.
+
+    Besides the datasets' own errors, a domain with no utterances, duplicate utterance ids
+    (a plugin dataset that does not check) or fewer than 2 labels is refused here, before
+    any feature is extracted.
+    """
+    from serkit.data.utterance import check_unique_ids
+
     registry = get_plugin_manager().registry
     out: dict[str, list[Utterance]] = {}
     problems: list[str] = []
     for domain, spec in recipe.domains.items():
         ds = registry.create("dataset", spec.dataset)
         try:
-            out[domain] = ds.utterances()
+            utts = list(ds.utterances())
         except DatasetError as err:
             text = str(err)
             hint = f"\n    how to get it: {ds.how_to_get}" if ds.how_to_get and ds.how_to_get not in text else ""
             hint += f"\n    see {ds.homepage}" if ds.homepage and ds.homepage not in text else ""
             problems.append(f"  domains.{domain} ({ds.name}): {text}{hint}")
+            continue
+        labels = sorted({u.label for u in utts})
+        try:
+            check_unique_ids(utts, "the dataset")
+        except DatasetError as err:
+            problems.append(f"  domains.{domain} ({ds.name}): {err}")
+        else:
+            if not utts:
+                problems.append(f"  domains.{domain} ({ds.name}): the dataset lists no utterances")
+            elif len(labels) < 2:
+                problems.append(
+                    f"  domains.{domain} ({ds.name}): needs at least 2 emotion labels to train a classifier; "
+                    f"all {len(utts)} utterances are {labels[0]!r}"
+                )
+            else:
+                out[domain] = utts
     if problems:
         raise DatasetError("cannot load the recipe's datasets:\n" + "\n".join(problems))
     return out
@@ -126,7 +194,10 @@ def plan_splits(
     per_fold: dict[str, list[Any]] = {}
     if proto.type == "speaker":
         for d, dd in domains.items():
-            per_fold[d] = speaker_folds([u.speaker for u in dd.utterances], proto.k, seed=recipe.seed)
+            try:
+                per_fold[d] = speaker_folds([u.speaker for u in dd.utterances], proto.k, seed=recipe.seed)
+            except DatasetError as err:
+                raise DatasetError(f"domains.{d}: {err}") from None
     elif proto.type == "predefined":
         for d, dd in domains.items():
             try:
@@ -218,17 +289,25 @@ def run_recipe(
     source: str = "<recipe>",
     progress: bool = True,
     resume: bool = False,
+    dist: Any = None,
 ) -> Path:
     """Run a validated recipe end to end; returns the run folder.
 
     With ``resume``, runs (repeat x fold) that finished in ``out`` before (their
-    ``runs/<id>.json`` exists) are kept as they are; cached features are reused anyway.
+    ``runs/<id>.json`` exists) are kept as they are, the run in progress continues from
+    its last finished epoch (``checkpoints/<id>.last.json``), and cached features are
+    reused anyway.
+
+    ``dist`` (a :class:`serkit.engine.distributed.DistContext`) makes this process one
+    rank of a distributed run; by default it is read from torchrun's environment (a
+    single process outside torchrun). Every rank trains; rank 0 alone writes the folder.
     """
     import torch
 
-    from serkit.engine.checkpoint import save_checkpoint
+    from serkit.engine.checkpoint import delete_train_state, save_checkpoint
     from serkit.engine.data import FeatureDataset, StreamInfo, make_loader
     from serkit.engine.device import resolve_device, seed_everything
+    from serkit.engine.distributed import init_distributed, run_device
     from serkit.engine.model import build_model, head_plan
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
@@ -239,19 +318,28 @@ def run_recipe(
 
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    console = _console()
+    # joined once per process and left joined (e.g. for the next variant of a sweep); the CLI leaves it
+    dist = init_distributed(recipe.device) if dist is None else dist
+    main = dist.is_main  # only rank 0 writes the run folder, prints and calls the run hooks
+    progress = progress and main
+    console = _console() if main else _quiet_console()
     manager = get_plugin_manager()
     registry = manager.registry
     hook = manager.hook
-    device = resolve_device(recipe.device)
-    raw = load_domains(recipe)  # a missing corpus stops the run before anything is written
-    run_dir = Path(out) if out is not None else default_run_dir(recipe.name)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    device = run_device(dist, resolve_device(recipe.device))
+    init = _init_source(recipe, registry, source)
+    if init is not None:
+        recipe = init[1]
+    with dist.main_first():  # rank 0 first: a generated corpus is written once
+        raw = load_domains(recipe)  # a missing corpus stops the run before anything is written
+    run_dir = dist.broadcast_object(Path(out) if out is not None else default_run_dir(recipe.name))
     resolved = recipe.model_dump(mode="json")
-    atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-    atomic_write_json(run_dir / "environment.json", _environment(str(device)))
-    console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device})")
-    hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
+        atomic_write_json(run_dir / "environment.json", _environment(str(device)) | _dist_info(dist))
+        console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device}{_dist_note(dist)})")
+        hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
 
     # 1. datasets (loaded above, before anything is written)
     for d, utts in raw.items():
@@ -273,12 +361,15 @@ def run_recipe(
         streams.append(StreamInfo(sid, extractor.output, extractor.dim))
         stats = {"computed": 0, "cached": 0, "failed": 0, "seconds": 0.0, "audio_seconds": 0.0}
         for d, utts in raw.items():
-            res = extract_features(
+            res = _extract_distributed(
+                dist,
+                extract_features,
                 utts,
                 extractor,
                 store,
                 batch_size=recipe.data.extract_batch_size,
                 num_workers=recipe.data.extract_workers,
+                executor=recipe.data.extract_executor,
                 on_bad_audio=recipe.data.on_bad_audio,
                 progress=progress,
                 description=f"{sid} [{d}]",
@@ -296,7 +387,7 @@ def run_recipe(
             f"  features {sid}: {stats['computed']} computed, {stats['cached']} cached, "
             f"{stats['failed']} failed ({stats['seconds']:.1f} s)"
         )
-    if bad:
+    if bad and main:
         atomic_write_json(run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())])
         console.print(f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]")
 
@@ -338,30 +429,55 @@ def run_recipe(
     # 3. splits
     plan, splits = plan_splits(recipe, domains, own_labels)
     for d, dd in domains.items():
-        if splits[d]:
+        if splits[d] and main:
             _write_splits(run_dir, d, dd, splits[d])
+    if norms and main:  # load_model needs them to predict (serkit.inference.save_speaker_norm)
+        from serkit.inference import save_speaker_norm
+
+        save_speaker_norm(run_dir, norms, domains, stores, splits)
 
     # 4. training
     outcomes: list[dict[str, Any]] = []
     labels = {d: dd.labels for d, dd in domains.items()}
+    model_labels, model_head_of = dict(labels), dict(head_of)
+    if init is not None:  # the initial run's domains come first, in its order (fusion rows)
+        src = init[0]
+        model_labels = {d: labels.get(d, src.labels[d]) for d in src.domains} | labels
+        model_head_of = {d: head_of.get(d, src.head_of[d]) for d in src.domains} | head_of
+        new_domains = [d for d in domains if d not in src.labels]
+        console.print(
+            f"  init_from {src.run_dir} (checkpoint {src.checkpoint}): domains {', '.join(src.domains)} "
+            f"kept; new: {', '.join(new_domains) or 'none'}; frozen: {', '.join(recipe.freeze) or 'nothing'}"
+        )
     model_config = {
         "recipe": resolved,
         "streams": [s.__dict__ for s in streams],
-        "labels": labels,
-        "head_of": head_of,
+        "labels": model_labels,
+        "head_of": model_head_of,
         "serkit_version": __version__,
     }
+    if init is not None:
+        model_config["init_from"] = {"run": str(init[0].run_dir), "checkpoint": init[0].checkpoint}
     tr = recipe.train
     for run_no, (r, f) in enumerate(plan):
         run_id = f"r{r}-f{f}"
         seed = recipe.seed + r
         done_file = run_dir / "runs" / f"{run_id}.json"
-        if resume and done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file():
-            outcomes.append(json.loads(done_file.read_text(encoding="utf-8")))
+        state_file = run_dir / "checkpoints" / f"{run_id}.last.json"  # per-epoch resume state
+        kept = None
+        if resume and main and done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file():
+            kept = json.loads(done_file.read_text(encoding="utf-8"))
+        kept = dist.broadcast_object(kept)  # rank 0 decides: only its file system need hold the folder
+        if kept is not None:
+            outcomes.append(kept)
             console.print(f"  run {run_no + 1}/{len(plan)} ({run_id}): finished before, kept")
             continue
         seed_everything(seed * 1000 + f)
-        model = build_model(recipe, registry, streams, labels, head_of, extractors)
+        model = build_model(recipe, registry, streams, model_labels, model_head_of, extractors)
+        guard = None
+        init_info: dict[str, Any] = {}
+        if init is not None:
+            guard, init_info = _start_from(recipe, init[0], model, list(model_labels))
         main_losses = torch.nn.ModuleDict(
             {
                 d: registry.create("loss", recipe.loss.main).build(int(model.fusion.out_dim), len(labels[d]))
@@ -383,8 +499,12 @@ def run_recipe(
         optimizer = registry.create("optimizer", recipe.optimizer).build(
             _param_groups(model, extractors, [main_losses, aux_losses])
         )
+        if guard is not None:
+            guard.attach(optimizer)
 
-        def loader(d: str, which: str, shuffle: bool, _seed: int = seed, _run: str = run_id) -> Any:
+        def loader(
+            d: str, which: str, shuffle: bool, world: int = dist.world_size, _seed: int = seed, _run: str = run_id
+        ) -> Any:
             dd = domains[d]
             idx = getattr(splits[d][_run], which)
             ds = FeatureDataset(dd.keys, stores, dd.targets, idx, [u.speaker for u in dd.utterances], norms.get(d))
@@ -397,17 +517,27 @@ def run_recipe(
                 seed=_seed,
                 num_workers=tr.num_workers,
                 balanced_per_class=balanced,
+                rank=dist.rank if world > 1 else 0,
+                world_size=world,  # this rank's share of every batch / of the evaluation sets
             )
 
         train_l = {d: loader(d, "train", True) for d in domains if splits[d][run_id].train}
         val_l = {d: loader(d, "val", False) for d in domains if splits[d][run_id].val}
         test_l = {d: loader(d, "test", False) for d in domains if splits[d][run_id].test}
         label = f"run {run_no + 1}/{len(plan)} (repeat {r}, fold {f})"
+        if init is not None:
+            whole_val = {d: loader(d, "val", False, 1) for d in val_l} if dist.enabled else val_l
+            whole_test = {d: loader(d, "test", False, 1) for d in test_l} if dist.enabled else test_l
+            init_info["zero_shot"] = _zero_shot(
+                model, init[0], domains, whole_val, whole_test, model_labels, device
+            )
 
         def on_epoch(epoch: int, row: dict[str, float], _r: int = r, _f: int = f, _label: str = label) -> None:
-            vals = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/"))
-            console.print(f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
-            hook.serkit_on_epoch_end(run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row)
+            if progress:
+                vals = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/"))
+                console.print(f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
+            if main:
+                hook.serkit_on_epoch_end(run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row)
 
         outcome = train_run(
             model,
@@ -424,13 +554,22 @@ def run_recipe(
             patience=tr.patience,
             device=device,
             seed=seed,
-            on_epoch_end=on_epoch if progress else None,
+            on_epoch_end=on_epoch,  # the hook runs even with --quiet (loggers)
+            dist=dist,
+            state_file=state_file,
+            resume=resume,
         )
-        save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
-        if run_no == 0:  # the fused test representations of the first run, for the t-SNE plot
+        if guard is not None:
+            init_info["frozen"] = guard.verify(outcome.state_dict)
+            if not init_info["frozen"]["identical"]:
+                raise SerkitError(f"freeze: frozen weights changed during training: {init_info['frozen']['changed']}")
+        if main:
+            save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
+        if run_no == 0 and main:  # the fused test representations of the first run, for the t-SNE plot
             _save_embeddings(run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, labels)
         tests = " ".join(f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}" for d, m in outcome.test.items())
-        console.print(f"  {label}: best epoch {outcome.best_epoch}, test {tests}")
+        resumed = f" (resumed after epoch {outcome.resumed_from})" if outcome.resumed_from else ""
+        console.print(f"  {label}: best epoch {outcome.best_epoch}, test {tests}{resumed}")
         outcomes.append(
             {
                 "id": run_id,
@@ -443,9 +582,17 @@ def run_recipe(
                 "test": outcome.test,
                 "fusion": outcome.fusion,
                 "history": outcome.history,
+                **({"init": init_info} if init_info else {}),
             }
         )
-        atomic_write_json(done_file, outcomes[-1])  # lets --resume keep this run
+        if main:
+            atomic_write_json(done_file, outcomes[-1])  # lets --resume keep this run
+            delete_train_state(state_file)  # the finished run needs no epoch state
+    if not main:  # rank 0 writes the results; the other ranks wait for it, then leave
+        for s in stores.values():
+            s.close()
+        dist.barrier()
+        return run_dir
     atomic_write_json(run_dir / "checkpoints" / "model.json", model_config)
 
     results = build_results(
@@ -469,6 +616,8 @@ def run_recipe(
         wall_seconds=time.perf_counter() - t0,
         device=str(device),
     )
+    if init is not None:
+        results["init_from"] = _init_summary(recipe, init[0], outcomes)
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
     write_html(run_dir, results, write_plots(run_dir, results))
@@ -483,6 +632,7 @@ def run_recipe(
     console.print(
         f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'} (and report.html, plots/)"
     )
+    dist.barrier()
     return run_dir
 
 
@@ -516,7 +666,10 @@ def _param_groups(model: Any, extractors: dict[str, Any], losses: list[Any]) -> 
     for loss in losses:
         if loss is not None:
             rest += list(loss.parameters())
-    return [{"params": rest, "lr_scale": 1.0, "name": "model"}, *special]
+    groups = [{"params": rest, "lr_scale": 1.0, "name": "model"}, *special]
+    for g in groups:  # frozen (init_from + freeze) parameters stay out of the optimizer
+        g["params"] = [p for p in g["params"] if p.requires_grad]
+    return [g for g in groups if g["params"]]
 
 
 def _speaker_norms(
@@ -544,3 +697,104 @@ def _speaker_norms(
             console.print(f"  [yellow]warning:[/] {msg}")
         out[d] = {sid: speaker_stats(dd.keys[sid], speakers, store) for sid, store in stores.items()}
     return out
+
+
+def _init_source(recipe: Any, registry: Any, source: str) -> tuple[Any, Any] | None:
+    """``(InitSource, recipe with the run's heads merged in)`` when the recipe has ``init_from``."""
+    from serkit.config.recipe import validate_recipe_data
+    from serkit.engine.adapt import check_compatible, load_init_source, merge_heads
+
+    bad = [f"domains.{d}.fusion_from" for d, spec in recipe.domains.items() if spec.fusion_from]
+    if recipe.init_from is None:
+        if recipe.freeze or bad:
+            fields = (["freeze"] if recipe.freeze else []) + bad
+            raise SerkitError(f"{source}: {', '.join(fields)} need init_from (a trained run to start from)")
+        return None
+    init = load_init_source(recipe.init_from.run, recipe.init_from.checkpoint)
+    check_compatible(recipe, init)
+    for d, spec in recipe.domains.items():
+        if spec.fusion_from and spec.fusion_from not in init.labels:
+            raise SerkitError(
+                f"{source}: domains.{d}.fusion_from: {spec.fusion_from!r} is not a domain of {init.run_dir}; "
+                f"its domains: {', '.join(init.domains)}"
+            )
+        if spec.fusion_from and d in init.labels:
+            raise SerkitError(f"{source}: domains.{d}.fusion_from: {d!r} is already a domain of {init.run_dir}")
+    merged = merge_heads(recipe.model_dump(mode="json"), init)
+    return init, validate_recipe_data(merged, source=source, registry=registry)
+
+
+def _start_from(recipe: Any, init: Any, model: Any, domain_order: list[str]) -> tuple[Any, dict[str, Any]]:
+    """Load the initial run into ``model`` and freeze what the recipe names."""
+    from serkit.engine.adapt import apply_init, freeze_inherited
+
+    fusion_from = {d: spec.fusion_from for d, spec in recipe.domains.items() if spec.fusion_from}
+    report = apply_init(model, init, domain_order, fusion_from)
+    guard = freeze_inherited(model, report, recipe.freeze) if recipe.freeze else None
+    info: dict[str, Any] = {
+        "run": str(init.run_dir),
+        "checkpoint": init.checkpoint,
+        "loaded": len(report.whole) + len(report.rows),
+        "fresh": len(report.fresh),
+    }
+    return guard, info
+
+
+def _zero_shot(
+    model: Any,
+    init: Any,
+    domains: dict[str, DomainData],
+    val_l: dict[str, Any],
+    test_l: dict[str, Any],
+    model_labels: dict[str, list[str]],
+    device: Any,
+) -> dict[str, Any]:
+    """The initial model's inherited heads on each new domain (before any training)."""
+    from serkit.engine.adapt import zero_shot
+
+    out: dict[str, Any] = {}
+    sources = {d: model_labels[d] for d in init.domains}
+    for d, dd in domains.items():
+        if d in init.labels or d not in val_l or d not in test_l:
+            continue
+        res = zero_shot(model, {"val": val_l[d], "test": test_l[d]}, dd.labels, sources, device)
+        if res:
+            out[d] = res
+    return out
+
+
+def _init_summary(recipe: Any, init: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json's ``init_from``: frozen check, zero-shot baseline, the old domains' tests."""
+    import numpy as np
+
+    from serkit.report.results import mean_std
+
+    checks = [o["init"]["frozen"] for o in outcomes if "frozen" in o.get("init", {})]
+    zero: dict[str, Any] = {}
+    for d in {d for o in outcomes for d in o.get("init", {}).get("zero_shot", {})}:
+        zs = [o["init"]["zero_shot"][d] for o in outcomes if d in o.get("init", {}).get("zero_shot", {})]
+        zero[d] = {
+            "sources": sorted({z["source"] for z in zs}),
+            "labels": zs[0]["labels"],
+            "ua": mean_std([z["test"]["ua"] for z in zs]),
+            "wa": mean_std([z["test"]["wa"] for z in zs]),
+        }
+    old: dict[str, Any] = {}
+    try:
+        prior = json.loads((init.run_dir / "results.json").read_text(encoding="utf-8"))
+        run = next(r for r in prior.get("runs", []) if r.get("id") == init.checkpoint)
+        old = {d: {"ua": float(m["ua"]), "wa": float(m["wa"])} for d, m in run.get("test", {}).items()}
+    except (OSError, ValueError, StopIteration):
+        pass
+    parts = set(recipe.freeze)
+    return {
+        "run": str(init.run_dir),
+        "checkpoint": init.checkpoint,
+        "freeze": list(recipe.freeze),
+        "frozen": {"runs": len(outcomes), "identical": int(np.sum([c["identical"] for c in checks]))}
+        if checks
+        else {},
+        "zero_shot": zero,
+        "old_domains": old,
+        "old_unchanged": {"encoders", "fusion", "heads"} <= parts,
+    }

@@ -1,8 +1,10 @@
 """Administration of the feature stores on disk: list, verify (and repair), prune, export.
 
-Everything here works on the store *files* (``<root>/<extractor>-<fingerprint>.sqlite``,
-see :mod:`serkit.features.store`) without the extractor that wrote them: the ``meta``
-table says what a store holds. Listing, verifying and exporting open the databases
+Everything here works on the store *files* (``<root>/<extractor>-<fingerprint>.sqlite``
+and its shard files ``<root>/<extractor>-<fingerprint>.shards/shard-*.sqlite``, see
+:mod:`serkit.features.store`) without the extractor that wrote them: the ``meta`` table
+says what a store holds. A store is its main file plus its shard files: listing, verifying,
+exporting and pruning cover all of them. Listing, verifying and exporting open the databases
 read-only (a store's modification time is not changed by looking at it); only
 :func:`verify_store` with ``repair=True`` and :func:`delete_store_files` write.
 
@@ -13,6 +15,7 @@ A file in the folder that is not a readable store is reported as a
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 import math
@@ -30,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from serkit.errors import CacheError, SerkitError
-from serkit.features.store import BUSY_TIMEOUT_S, STORE_FORMAT, _checksum
+from serkit.features.store import BUSY_TIMEOUT_S, SHARDS_SUFFIX, STORE_FORMAT, _checksum, shard_files
 from serkit.paths import cache_dir
 
 __all__ = [
@@ -87,6 +90,10 @@ class StoreInfo:
         dtypes: storage dtypes of the items (usually one).
         modified: last modification (seconds since the epoch) of the database or its log.
         store_dtype: the dtype new items are written in (``meta.dtype``).
+        shards: the shard files read with the main file (sharded extraction), sorted.
+
+    ``items``, ``size_bytes``, ``dtypes`` and ``modified`` cover the main file and its
+    shard files; an item stored in two files counts once.
     """
 
     path: Path
@@ -101,6 +108,17 @@ class StoreInfo:
     dtypes: tuple[str, ...]
     modified: float
     store_dtype: str
+    shards: tuple[Path, ...] = ()
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """The main file, then the shard files."""
+        return (self.path, *self.shards)
+
+    @property
+    def shard_dir(self) -> Path:
+        """The folder of the shard files (it may not exist)."""
+        return self.path.with_name(self.path.stem + SHARDS_SUFFIX)
 
     @property
     def name(self) -> str:
@@ -128,6 +146,7 @@ class StoreInfo:
             "dtypes": list(self.dtypes),
             "store_dtype": self.store_dtype,
             "modified": self.modified,
+            "shards": [str(p) for p in self.shards],
         }
 
 
@@ -160,10 +179,11 @@ class Listing:
 
 @dataclass(frozen=True)
 class CorruptItem:
-    """A stored item that cannot be returned as it was written."""
+    """A stored item that cannot be returned as it was written (``file``: where it is)."""
 
     key: str
     reason: str
+    file: Path | None = None
 
 
 @dataclass
@@ -225,28 +245,35 @@ def _disk_usage(path: Path) -> tuple[int, float]:
     return size, mtime
 
 
-def read_store_info(path: Path) -> StoreInfo:
-    """Describe one store file from its ``meta`` table.
-
-    Raises:
-        CacheError: the file is missing, not a SQLite database, has no feature tables,
-            incomplete ``meta``, or a store format this serkit does not read.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise CacheError(f"{path}: no such store file")
+def _file_facts(path: Path, with_keys: bool) -> tuple[dict[str, str], int, set[str], set[str]]:
+    """``(meta, item count, keys if with_keys, dtypes)`` of one database file."""
     conn = _connect_ro(path)
     try:
         try:
             meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
             items = int(conn.execute("SELECT COUNT(*) FROM features").fetchone()[0])
-            dtypes = tuple(
-                sorted(r[0] for r in conn.execute("SELECT DISTINCT dtype FROM features").fetchall())
-            )
+            dtypes = {r[0] for r in conn.execute("SELECT DISTINCT dtype FROM features").fetchall()}
+            keys = {r[0] for r in conn.execute("SELECT key FROM features").fetchall()} if with_keys else set()
         except sqlite3.Error as err:
             raise CacheError(f"{path}: not a serkit feature store ({err})") from err
     finally:
         conn.close()
+    return meta, items, keys, dtypes
+
+
+def read_store_info(path: Path) -> StoreInfo:
+    """Describe one store (its main file and shard files) from the ``meta`` tables.
+
+    Raises:
+        CacheError: the main file is missing; a file is not a SQLite database, has no
+            feature tables, incomplete ``meta``, a store format this serkit does not read,
+            or (a shard file) another fingerprint than the main file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CacheError(f"{path}: no such store file")
+    shards = tuple(shard_files(path))
+    meta, items, keys, dtypes = _file_facts(path, with_keys=bool(shards))
     missing = [k for k in ("format", "extractor", "fingerprint", "dim", "output") if k not in meta]
     if missing:
         raise CacheError(f"{path}: not a serkit feature store (meta lacks {', '.join(missing)})")
@@ -261,7 +288,22 @@ def read_store_info(path: Path) -> StoreInfo:
         raise CacheError(f"{path}: unreadable meta params/dim ({err})") from err
     if not isinstance(params, dict):
         raise CacheError(f"{path}: meta params is not a JSON object")
-    size, mtime = _disk_usage(path)
+    for shard in shards:
+        smeta, _, skeys, sdtypes = _file_facts(shard, with_keys=True)
+        for fld in ("format", "fingerprint"):
+            if smeta.get(fld) != meta[fld]:
+                raise CacheError(
+                    f"{shard}: meta {fld} is {smeta.get(fld)!r}, but its store {path.name} has "
+                    f"{meta[fld]!r}; delete the shard file"
+                )
+        keys |= skeys
+        dtypes |= sdtypes
+    if shards:
+        items = len(keys)
+    size, mtime = 0, 0.0
+    for p in (path, *shards):
+        s, m = _disk_usage(p)
+        size, mtime = size + s, max(mtime, m)
     return StoreInfo(
         path=path,
         extractor=meta["extractor"],
@@ -272,9 +314,10 @@ def read_store_info(path: Path) -> StoreInfo:
         dim=dim,
         items=items,
         size_bytes=size,
-        dtypes=dtypes,
+        dtypes=tuple(sorted(dtypes)),
         modified=mtime,
         store_dtype=meta.get("dtype", "?"),
+        shards=shards,
     )
 
 
@@ -305,6 +348,15 @@ def list_stores(root: Path | None = None) -> Listing:
     for p in entries:
         if p.name.startswith(".") or _is_companion(p.name):
             continue
+        if p.is_dir() and p.name.endswith(SHARDS_SUFFIX):
+            main = p.with_name(p.name.removesuffix(SHARDS_SUFFIX) + ".sqlite")
+            if not main.is_file() and shard_files(main):
+                listing.problems.append(StoreProblem(
+                    p,
+                    f"shard files without their store file {main.name} (ignored); opening the store "
+                    "again (serkit extract or serkit run) recreates it",
+                ))
+            continue  # read with its main file
         if p.is_dir():
             listing.problems.append(StoreProblem(p, "a folder, not a store file (ignored)"))
             continue
@@ -401,9 +453,12 @@ def _rows(conn: sqlite3.Connection, path: Path, ordered: bool) -> Iterator[tuple
 def verify_store(store: StoreInfo | Path, *, repair: bool = False) -> VerifyReport:
     """Read every item of a store and check its checksum, shape, dtype and values.
 
+    Every file of the store is read (the main file and its shard files); ``checked``
+    counts stored rows.
+
     Args:
-        store: a :class:`StoreInfo` or the path of a store file.
-        repair: delete the corrupt items (in one transaction), so that the next
+        store: a :class:`StoreInfo` or the path of a store's main file.
+        repair: delete the corrupt items (in one transaction per file), so that the next
             extraction recomputes them.
 
     Raises:
@@ -411,18 +466,22 @@ def verify_store(store: StoreInfo | Path, *, repair: bool = False) -> VerifyRepo
     """
     info = store if isinstance(store, StoreInfo) else read_store_info(Path(store))
     report = VerifyReport(store=info)
-    conn = _connect_ro(info.path)
-    try:
-        for key, shape_json, dtype, data, checksum in _rows(conn, info.path, ordered=False):
-            report.checked += 1
-            got = _decode(shape_json, dtype, data, checksum, info.output, info.dim)
-            if isinstance(got, str):
-                report.corrupt.append(CorruptItem(key, got))
-    finally:
-        conn.close()
-    report.corrupt.sort(key=lambda c: c.key)
+    for path in info.files:
+        conn = _connect_ro(path)
+        try:
+            for key, shape_json, dtype, data, checksum in _rows(conn, path, ordered=False):
+                report.checked += 1
+                got = _decode(shape_json, dtype, data, checksum, info.output, info.dim)
+                if isinstance(got, str):
+                    report.corrupt.append(CorruptItem(key, got, path))
+        finally:
+            conn.close()
+    report.corrupt.sort(key=lambda c: (c.key, str(c.file)))
     if repair and report.corrupt:
-        report.repaired = _delete_keys(info.path, [c.key for c in report.corrupt])
+        for path in info.files:
+            keys = [c.key for c in report.corrupt if c.file == path]
+            if keys:
+                report.repaired += _delete_keys(path, keys)
     return report
 
 
@@ -484,7 +543,8 @@ def select_prunable(
 
 
 def delete_store_files(path: Path) -> int:
-    """Delete a store file and its ``-wal``/``-shm``/``-journal`` files; returns bytes freed.
+    """Delete a store: its main file, its shard files and their ``-wal``/``-shm``/``-journal``
+    files; returns bytes freed.
 
     Do not call it while a process has the store open (a run extracting or training).
 
@@ -492,8 +552,15 @@ def delete_store_files(path: Path) -> int:
         CacheError: a file could not be deleted.
     """
     path = Path(path)
+    folder = path.with_name(path.stem + SHARDS_SUFFIX)
+    victims = [path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)]
+    if folder.is_dir():
+        victims += sorted(
+            p for p in folder.iterdir()
+            if p.name.startswith(("shard-", ".shard-")) and ".sqlite" in p.name
+        )
     freed = 0
-    for p in [path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)]:
+    for p in victims:
         try:
             size = p.stat().st_size
             p.unlink()
@@ -502,24 +569,42 @@ def delete_store_files(path: Path) -> int:
         except OSError as err:
             raise CacheError(f"{p}: cannot delete ({err})") from err
         freed += size
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # absent, or holds files that are not serkit's
     return freed
 
 
 # ----------------------------------------------------------------------------- export
+def _tagged(rows: Iterator[tuple[Any, ...]], rank: int, path: Path) -> Iterator[tuple[Any, ...]]:
+    """``(key, rank, path, row)`` per row: merge order by key, then by file rank."""
+    for row in rows:
+        yield row[0], rank, path, row
+
+
 def _items(info: StoreInfo) -> Iterator[tuple[str, np.ndarray]]:
-    """``(key, float32 array)`` of every item, sorted by key; corrupt items raise."""
-    conn = _connect_ro(info.path)
+    """``(key, float32 array)`` of every item of every file, sorted by key, each key once
+    (the main file first); corrupt items raise."""
+    conns = [(p, _connect_ro(p)) for p in info.files]
     try:
-        for key, shape_json, dtype, data, checksum in _rows(conn, info.path, ordered=True):
+        streams = [_tagged(_rows(conn, p, ordered=True), i, p) for i, (p, conn) in enumerate(conns)]
+        last = None
+        for key, _, path, row in heapq.merge(*streams):
+            if key == last:
+                continue
+            last = key
+            _, shape_json, dtype, data, checksum = row
             got = _decode(shape_json, dtype, data, checksum, info.output, info.dim)
             if isinstance(got, str):
                 raise CacheError(
-                    f"{info.path}: item {key} is corrupt ({got}); run "
+                    f"{path}: item {key} is corrupt ({got}); run "
                     f"'serkit cache verify --store {info.fingerprint} --repair' and re-extract"
                 )
             yield key, got.astype(np.float32)
     finally:
-        conn.close()
+        for _, conn in conns:
+            conn.close()
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:

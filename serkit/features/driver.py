@@ -1,18 +1,51 @@
 """The extraction driver: utterances -> features in a :class:`FeatureStore`, resumably.
 
-Pipeline: hash every audio file (threads) -> store keys -> skip what the store already
-holds -> load the missing audio with a bounded read-ahead (threads) -> run the extractor
-on batches in the calling process -> validate -> commit each batch in one transaction.
-A crash or Ctrl-C loses at most the batch being computed; the next run resumes.
+Pipeline: hash every audio file (threads) -> store keys -> keep this shard's contents
+(``shard=(i, n)``) -> skip what the store already holds -> load the missing audio with a
+bounded read-ahead in parallel workers -> compute the features in batches -> validate ->
+commit each batch in one transaction, from the calling process. A crash or Ctrl-C loses
+at most the batches in flight; the next run resumes.
+
+Two executors run the parallel part:
+
+* ``"thread"``: threads load (and resample) the audio; the extractor runs in the calling
+  thread, except ``parallel_safe`` extractors (below), which the threads run too (their
+  numpy work releases the GIL). No start-up cost and works everywhere.
+* ``"process"``: a pool of worker processes (``spawn`` start method, so safe with torch and
+  threads; they import only this module, soundfile/soxr and what the extractor needs).
+  What the workers do depends on the extractor:
+
+  - ``parallel_safe = True`` (a class attribute: a pure CPU function of the waveform,
+    cheap to pickle, e.g. ``mfcc``): loading *and* :meth:`~Extractor.extract_batch`;
+  - methods ``prepare(wav)`` and ``extract_prepared(items)`` (e.g. ``ge2e``): loading and
+    ``prepare`` (preprocessing without the model); the model stays in the calling process
+    and runs ``extract_prepared`` on batches;
+  - otherwise (e.g. torch models without ``prepare``): loading only.
+
+  Workers are created from the extractor's class and params (not by pickling the
+  object), reused by later calls, and shut down after :data:`POOL_IDLE_SECONDS` idle or
+  by :func:`shutdown_workers`. Starting one costs 1-3 s (imports), so the pool pays off
+  from a few hundred files.
+* ``"auto"`` (the default): ``"process"`` when the workers would have computing to do
+  (the extractor is ``parallel_safe`` or has ``prepare``) and at least
+  :data:`AUTO_PROCESS_MIN_FILES` files are to be computed or the pool is running already;
+  ``"thread"`` otherwise, and always in a daemonic process (which cannot start children).
+
+Both executors give identical features.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import os
 import sys
+import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import OrderedDict, deque
+from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,9 +61,25 @@ if TYPE_CHECKING:
     from serkit.features.store import FeatureStore
     from serkit.interfaces.extractor import Extractor
 
-__all__ = ["ExtractionResult", "extract_features", "validate_output"]
+__all__ = [
+    "AUTO_PROCESS_MIN_FILES",
+    "POOL_IDLE_SECONDS",
+    "ExecutorName",
+    "ExtractionResult",
+    "extract_features",
+    "shard_of",
+    "shutdown_workers",
+    "validate_output",
+]
 
 OnBadAudio = Literal["error", "skip"]
+ExecutorName = Literal["auto", "thread", "process"]
+_Mode = Literal["extract", "prepare", "load"]
+
+#: ``executor="auto"`` starts worker processes from this many files to compute.
+AUTO_PROCESS_MIN_FILES = 500
+#: Seconds an unused worker pool is kept (its processes hold the extractor's libraries).
+POOL_IDLE_SECONDS = 60.0
 
 
 @dataclass
@@ -38,12 +87,16 @@ class ExtractionResult:
     """What :func:`extract_features` did.
 
     Attributes:
-        keys: utterance id -> store key, for every utterance whose features are stored.
+        keys: utterance id -> store key, for every utterance (of this shard) whose
+            features are stored.
         computed: distinct audio contents whose features were computed in this call.
-        cached: distinct audio contents whose features were already stored.
+        cached: distinct audio contents (of this shard) whose features were already stored.
         failed: ``(utterance id, path, error message)`` of skipped utterances.
         seconds: wall-clock time of the whole call.
         audio_seconds: total duration of the audio computed in this call.
+        executor: ``"thread"`` or ``"process"``: what computed the features.
+        shard: ``(i, n)`` of a sharded call, else None.
+        other_shards: distinct audio contents left to the other shards.
     """
 
     keys: dict[str, str] = field(default_factory=dict)
@@ -52,6 +105,9 @@ class ExtractionResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     seconds: float = 0.0
     audio_seconds: float = 0.0
+    executor: str = "thread"
+    shard: tuple[int, int] | None = None
+    other_shards: int = 0
 
     @property
     def real_time_factor(self) -> float:
@@ -92,11 +148,31 @@ def validate_output(extractor: Extractor, array: Any, path: str) -> np.ndarray:
     return out
 
 
+def shard_of(audio_sha256: str, n: int) -> int:
+    """The shard (of ``n``) an audio content belongs to: its SHA-256 (hex) modulo ``n``.
+
+    It depends only on the audio bytes, so every rank and machine agrees, whatever the
+    order, paths or extractor.
+    """
+    return int(audio_sha256[:16], 16) % n
+
+
 @dataclass
 class _Job:
     key: str
     path: str
     ids: list[str]
+
+
+@dataclass
+class _Loaded:
+    """One job after the parallel stage: ``payload`` is the waveform, the ``prepare``
+    output or the features (by mode), or ``error`` says why the file is bad."""
+
+    job: _Job
+    samples: int = 0
+    payload: Any = None
+    error: AudioError | None = None
 
 
 def _progress(enabled: bool) -> Any:
@@ -129,6 +205,45 @@ def _null_progress() -> Iterator[Any]:
     yield None
 
 
+def _mode_of(extractor: Extractor) -> _Mode:
+    """What worker processes can do for this extractor (see the module docstring)."""
+    if getattr(type(extractor), "parallel_safe", False) is True:
+        return "extract"
+    if callable(getattr(extractor, "prepare", None)) and callable(
+        getattr(extractor, "extract_prepared", None)
+    ):
+        return "prepare"
+    return "load"
+
+
+def _check_args(
+    batch_size: int, num_workers: int, on_bad_audio: str, executor: str, shard: Any
+) -> tuple[int, int] | None:
+    if batch_size < 1:
+        raise SerkitError(f"extract_features: batch_size must be >= 1, got {batch_size}")
+    if num_workers < 0:
+        raise SerkitError(f"extract_features: num_workers must be >= 0, got {num_workers}")
+    if on_bad_audio not in ("error", "skip"):
+        raise SerkitError(
+            f"extract_features: on_bad_audio must be 'error' or 'skip', got {on_bad_audio!r}"
+        )
+    if executor not in ("auto", "thread", "process"):
+        raise SerkitError(
+            f"extract_features: executor must be 'auto', 'thread' or 'process', got {executor!r}"
+        )
+    if shard is None:
+        return None
+    ok = (
+        isinstance(shard, tuple | list)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+    if not ok:
+        raise SerkitError(f"extract_features: shard must be (i, n) with 0 <= i < n, got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
 def extract_features(
     utterances: Sequence[Utterance],
     extractor: Extractor,
@@ -139,20 +254,29 @@ def extract_features(
     on_bad_audio: OnBadAudio = "error",
     progress: bool = True,
     description: str | None = None,
+    executor: ExecutorName = "auto",
+    shard: tuple[int, int] | None = None,
 ) -> ExtractionResult:
     """Compute the features of ``utterances`` that ``store`` does not hold yet.
 
     Args:
         utterances: unique ids; utterances with identical audio bytes share one item.
         extractor: must have the fingerprint the store was opened with.
-        store: where features are read from and committed to.
-        batch_size: waveforms per :meth:`Extractor.extract_batch` call and per commit.
-        num_workers: threads hashing and loading audio (0: in the calling thread).
-            At most ``2 * batch_size`` waveforms are held in memory at once.
+        store: where features are read from (all its files) and committed to.
+        batch_size: waveforms per extractor call and per commit.
+        num_workers: parallel workers (threads or processes, see ``executor``) hashing,
+            loading and, with processes, preprocessing or computing; 0: everything in the
+            calling thread. At most ``2 * batch_size`` files are in flight at once.
         on_bad_audio: ``"error"`` re-raises the :class:`AudioError` of an unreadable,
             silent or too short file; ``"skip"`` records it in ``failed`` and goes on.
         progress: show a rich progress bar on stderr (only when it is a terminal).
         description: label of the progress bar (default: the extractor name).
+        executor: ``"auto"``, ``"thread"`` or ``"process"`` (see the module docstring).
+        shard: ``(i, n)``: only the audio contents of shard ``i`` of ``n``
+            (:func:`shard_of` their SHA-256) are extracted, into the store's file of that
+            shard, so that ``n`` ranks or machines can extract into one store at once
+            (``n == 1``: everything, into the main file). Other shards' utterances are
+            left out of ``keys`` and counted in ``other_shards``.
 
     Returns:
         An :class:`ExtractionResult`.
@@ -161,17 +285,11 @@ def extract_features(
         AudioError: bad audio with ``on_bad_audio="error"`` (the message names the file).
         CacheError: the extractor returned a wrong shape or non-finite values, or the
             store cannot be written.
-        SerkitError: invalid arguments, or a store of another extractor configuration.
+        SerkitError: invalid arguments, a store of another extractor configuration, or
+            worker processes that could not start or died.
     """
     start = time.perf_counter()
-    if batch_size < 1:
-        raise SerkitError(f"extract_features: batch_size must be >= 1, got {batch_size}")
-    if num_workers < 0:
-        raise SerkitError(f"extract_features: num_workers must be >= 0, got {num_workers}")
-    if on_bad_audio not in ("error", "skip"):
-        raise SerkitError(
-            f"extract_features: on_bad_audio must be 'error' or 'skip', got {on_bad_audio!r}"
-        )
+    shard = _check_args(batch_size, num_workers, on_bad_audio, executor, shard)
     if store.fingerprint != extractor.fingerprint():
         raise SerkitError(
             f"extract_features: store {store.path} holds extractor fingerprint "
@@ -179,53 +297,19 @@ def extract_features(
             f"{extractor.fingerprint()}; open the store with this extractor"
         )
     check_unique_ids(utterances, "extract_features")
-    result = ExtractionResult()
+    result = ExtractionResult(shard=shard)
     label = description or extractor.name
+    if shard is not None and shard[1] > 1:
+        label += f" (shard {shard[0]}/{shard[1]})"
     show = progress and sys.stderr is not None and sys.stderr.isatty()
+    writer = store if shard is None or shard[1] == 1 else store.for_shard(*shard)
 
-    executor = ThreadPoolExecutor(max_workers=num_workers) if num_workers > 0 else None
+    threads = ThreadPoolExecutor(max_workers=num_workers) if num_workers > 0 else None
     try:
         with _progress(show) if show else _null_progress() as bar:
-            # 1. hash the audio files (each distinct path once)
-            paths = list(dict.fromkeys(u.path for u in utterances))
-            hashes: dict[str, str | AudioError] = {}
-            hash_task = (
-                bar.add_task(f"{label}: hashing", total=len(paths), speed="")
-                if bar is not None
-                else None
-            )
+            jobs = _hash_and_group(utterances, store, threads, bar, label, on_bad_audio, result, shard)
 
-            def hash_one(p: str) -> str | AudioError:
-                try:
-                    return file_sha256(p)
-                except AudioError as err:
-                    return err
-
-            results = executor.map(hash_one, paths) if executor else map(hash_one, paths)
-            for p, h in zip(paths, results, strict=True):
-                hashes[p] = h
-                if bar is not None:
-                    bar.advance(hash_task)
-            if bar is not None:
-                bar.remove_task(hash_task)
-
-            # 2. keys; group utterances by key
-            jobs: dict[str, _Job] = {}
-            for u in utterances:
-                h = hashes[u.path]
-                if isinstance(h, AudioError):
-                    if on_bad_audio == "error":
-                        raise h
-                    result.failed.append((u.id, u.path, str(h)))
-                    continue
-                key = store.key_for(h)
-                job = jobs.get(key)
-                if job is None:
-                    jobs[key] = _Job(key, u.path, [u.id])
-                else:
-                    job.ids.append(u.id)
-
-            # 3. resume: skip what is stored
+            # resume: skip what is stored (in any file of the store)
             todo_keys = set(store.missing(jobs))
             todo = [j for k, j in jobs.items() if k in todo_keys]
             for k, j in jobs.items():
@@ -234,7 +318,9 @@ def extract_features(
                     for uid in j.ids:
                         result.keys[uid] = k
 
-            # 4. load (read-ahead) -> extract in batches -> validate -> commit
+            mode = _mode_of(extractor)
+            use_processes = _use_processes(executor, mode, num_workers, len(todo))
+            result.executor = "process" if use_processes else "thread"
             task = (
                 bar.add_task(
                     f"{label} ({result.cached} cached)", total=len(todo), speed="", start=True
@@ -242,40 +328,153 @@ def extract_features(
                 if bar is not None
                 else None
             )
-            t_compute = time.perf_counter()
-            audio_done = 0.0
-            files_done = 0
-            for batch in _batches(todo, executor, extractor.sample_rate, batch_size):
-                good: list[tuple[_Job, np.ndarray]] = []
-                for job, wav in batch:
-                    if isinstance(wav, AudioError):
-                        if on_bad_audio == "error":
-                            raise wav
-                        _fail(result, job, str(wav))
-                    else:
-                        good.append((job, wav))
-                outputs = _extract(extractor, good, on_bad_audio, result)
-                items = [(job.key, feats) for (job, _), feats in outputs]
-                store.put_many(items)
-                for (job, wav), _ in outputs:
-                    for uid in job.ids:
-                        result.keys[uid] = job.key
-                    result.computed += 1
-                    secs = wav.shape[0] / extractor.sample_rate
-                    result.audio_seconds += secs
-                    audio_done += secs
-                files_done += len(batch)
-                if bar is not None:
-                    elapsed = max(time.perf_counter() - t_compute, 1e-9)
-                    speed = f"{files_done / elapsed:.1f} files/s, RTF x{audio_done / elapsed:.1f}"
-                    bar.update(task, advance=len(batch), speed=speed)
+            if use_processes:
+                pool = _acquire_pool(num_workers)
+                batches = _process_batches(todo, extractor, mode, pool, batch_size, num_workers)
+                ok = False
+                try:
+                    _consume(batches, extractor, mode, writer, on_bad_audio, result, bar, task)
+                    ok = True
+                finally:
+                    batches.close()  # cancels what is still queued (on an error or Ctrl-C)
+                    _release_pool(pool, discard=not ok and _pool_broken(pool))
+            else:
+                # threads compute too for parallel-safe extractors (numpy releases the GIL)
+                mode = "extract" if mode == "extract" and threads is not None else "load"
+                batches = _thread_batches(todo, threads, extractor, mode, batch_size)
+                _consume(batches, extractor, mode, writer, on_bad_audio, result, bar, task)
     finally:
-        if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
+        if writer is not store:
+            writer.close()
     # keep the order of the input
     result.keys = {u.id: result.keys[u.id] for u in utterances if u.id in result.keys}
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _hash_and_group(
+    utterances: Sequence[Utterance],
+    store: FeatureStore,
+    threads: ThreadPoolExecutor | None,
+    bar: Any,
+    label: str,
+    on_bad_audio: OnBadAudio,
+    result: ExtractionResult,
+    shard: tuple[int, int] | None,
+) -> dict[str, _Job]:
+    """Hash each distinct path once, keep this shard's, group utterances by store key."""
+    paths = list(dict.fromkeys(u.path for u in utterances))
+    hash_task = bar.add_task(f"{label}: hashing", total=len(paths), speed="") if bar is not None else None
+
+    def hash_one(p: str) -> str | AudioError:
+        try:
+            return file_sha256(p)
+        except AudioError as err:
+            return err
+
+    hashes: dict[str, str | AudioError] = {}
+    results = threads.map(hash_one, paths) if threads else map(hash_one, paths)
+    for p, h in zip(paths, results, strict=True):
+        hashes[p] = h
+        if bar is not None:
+            bar.advance(hash_task)
+    if bar is not None:
+        bar.remove_task(hash_task)
+
+    jobs: dict[str, _Job] = {}
+    others: set[str] = set()
+    for u in utterances:
+        h = hashes[u.path]
+        if shard is not None:
+            # an unreadable file belongs to the shard of its path, so one shard reports it
+            content = h if isinstance(h, str) else hashlib.sha256(u.path.encode()).hexdigest()
+            if shard_of(content, shard[1]) != shard[0]:
+                others.add(content)
+                continue
+        if isinstance(h, AudioError):
+            if on_bad_audio == "error":
+                raise h
+            result.failed.append((u.id, u.path, str(h)))
+            continue
+        key = store.key_for(h)
+        job = jobs.get(key)
+        if job is None:
+            jobs[key] = _Job(key, u.path, [u.id])
+        else:
+            job.ids.append(u.id)
+    result.other_shards = len(others)
+    return jobs
+
+
+def _use_processes(executor: str, mode: _Mode, num_workers: int, n_todo: int) -> bool:
+    if executor == "thread" or num_workers == 0 or n_todo == 0:
+        return False
+    daemon = multiprocessing.current_process().daemon
+    if executor == "process":
+        if daemon:
+            raise SerkitError(
+                "extract_features: executor='process' cannot start worker processes from a daemonic "
+                "process (e.g. a DataLoader worker); use executor='thread'"
+            )
+        return True
+    if daemon or mode == "load":
+        return False
+    return n_todo >= AUTO_PROCESS_MIN_FILES or _pool_running(num_workers)
+
+
+# ----------------------------------------------------------------------------- consuming
+def _consume(
+    batches: Iterator[list[_Loaded]],
+    extractor: Extractor,
+    mode: _Mode,
+    writer: FeatureStore,
+    on_bad_audio: OnBadAudio,
+    result: ExtractionResult,
+    bar: Any,
+    task: Any,
+) -> None:
+    """Compute what the workers did not, validate, commit each batch in one transaction."""
+    t_compute = time.perf_counter()
+    audio_done = 0.0
+    files_done = 0
+    rate = extractor.sample_rate
+    prepared: Callable[[list[Any]], Sequence[Any]] = getattr(extractor, "extract_prepared", None)  # type: ignore[assignment]
+
+    def one_prepared(x: Any) -> Any:
+        return prepared([x])[0]
+
+    for batch in batches:
+        good: list[_Loaded] = []
+        for item in batch:
+            if item.error is not None:
+                if on_bad_audio == "error":
+                    raise item.error
+                _fail(result, item.job, str(item.error))
+            else:
+                good.append(item)
+        if mode == "extract":
+            outputs = [(it, validate_output(extractor, it.payload, it.job.path)) for it in good]
+        elif mode == "prepare":
+            outputs = _run_model(extractor, prepared, one_prepared, good, on_bad_audio, result)
+        else:
+            outputs = _run_model(
+                extractor, extractor.extract_batch, extractor.extract, good, on_bad_audio, result
+            )
+        writer.put_many([(it.job.key, feats) for it, feats in outputs])
+        for it, _ in outputs:
+            for uid in it.job.ids:
+                result.keys[uid] = it.job.key
+            result.computed += 1
+            secs = it.samples / rate
+            result.audio_seconds += secs
+            audio_done += secs
+        files_done += len(batch)
+        if bar is not None:
+            elapsed = max(time.perf_counter() - t_compute, 1e-9)
+            speed = f"{files_done / elapsed:.1f} files/s, RTF x{audio_done / elapsed:.1f}"
+            bar.update(task, advance=len(batch), speed=speed)
 
 
 def _fail(result: ExtractionResult, job: _Job, message: str) -> None:
@@ -283,26 +482,73 @@ def _fail(result: ExtractionResult, job: _Job, message: str) -> None:
         result.failed.append((uid, job.path, message))
 
 
-def _batches(
+def _run_model(
+    extractor: Extractor,
+    batch_fn: Callable[[list[Any]], Sequence[Any]],
+    one_fn: Callable[[Any], Any],
+    good: list[_Loaded],
+    on_bad_audio: OnBadAudio,
+    result: ExtractionResult,
+) -> list[tuple[_Loaded, np.ndarray]]:
+    """Run the extractor on a batch and validate; returns (item, features) pairs."""
+    if not good:
+        return []
+    try:
+        outs: list[Any] | None = list(batch_fn([it.payload for it in good]))
+    except AudioError:
+        outs = None  # find out which file the extractor rejects, one by one
+    if outs is not None:
+        if len(outs) != len(good):
+            raise CacheError(
+                f"extractor '{extractor.name}' returned {len(outs)} outputs for a batch of "
+                f"{len(good)} waveforms (first file {good[0].job.path})"
+            )
+        return [(it, validate_output(extractor, o, it.job.path)) for it, o in zip(good, outs, strict=True)]
+
+    done: list[tuple[_Loaded, np.ndarray]] = []
+    for it in good:
+        try:
+            out = one_fn(it.payload)
+        except AudioError as err:
+            named = AudioError(f"{it.job.path}: {err}")
+            if on_bad_audio == "error":
+                raise named from err
+            _fail(result, it.job, str(named))
+            continue
+        done.append((it, validate_output(extractor, out, it.job.path)))
+    return done
+
+
+# ----------------------------------------------------------------------------- threads
+def _thread_batches(
     jobs: list[_Job],
     executor: ThreadPoolExecutor | None,
-    sample_rate: int,
+    extractor: Extractor,
+    mode: _Mode,
     batch_size: int,
-) -> Iterator[list[tuple[_Job, np.ndarray | AudioError]]]:
-    """Yield batches of loaded waveforms, reading up to one batch ahead."""
+) -> Iterator[list[_Loaded]]:
+    """Yield batches of loaded waveforms (mode ``"load"``) or features (``"extract"``),
+    working up to one batch ahead."""
+    sample_rate = extractor.sample_rate
 
-    def load(job: _Job) -> np.ndarray | AudioError:
+    def load(job: _Job) -> _Loaded:
         try:
-            return load_audio(job.path, sample_rate)
+            wav = load_audio(job.path, sample_rate)
         except AudioError as err:
-            return err
+            return _Loaded(job, error=err)
+        if mode == "extract":
+            try:
+                return _Loaded(job, int(wav.shape[0]), extractor.extract(wav))
+            except AudioError as err:
+                return _Loaded(job, error=AudioError(f"{job.path}: {err}"))
+        return _Loaded(job, int(wav.shape[0]), wav)
 
     if executor is None:
         for i in range(0, len(jobs), batch_size):
-            yield [(j, load(j)) for j in jobs[i : i + batch_size]]
+            yield [load(j) for j in jobs[i : i + batch_size]]
         return
 
-    pending: deque[tuple[_Job, Future[np.ndarray | AudioError]]] = deque()
+    pending: deque[Future[_Loaded]] = deque()
     it = iter(jobs)
 
     def fill() -> None:
@@ -310,52 +556,248 @@ def _batches(
             job = next(it, None)
             if job is None:
                 return
-            pending.append((job, executor.submit(load, job)))
+            pending.append(executor.submit(load, job))
 
     fill()
     while pending:
         batch = []
         while pending and len(batch) < batch_size:
-            job, fut = pending.popleft()
-            batch.append((job, fut.result()))
+            batch.append(pending.popleft().result())
         fill()  # the next batch loads while this one is extracted
         yield batch
 
 
-def _extract(
-    extractor: Extractor,
-    good: list[tuple[_Job, np.ndarray]],
-    on_bad_audio: OnBadAudio,
-    result: ExtractionResult,
-) -> list[tuple[tuple[_Job, np.ndarray], np.ndarray]]:
-    """Run the extractor on a batch and validate; returns ((job, wav), features) pairs."""
-    if not good:
-        return []
-    wavs = [w for _, w in good]
-    try:
-        outs: list[Any] | None = list(extractor.extract_batch(wavs))
-    except AudioError:
-        outs = None  # find out which file the extractor rejects, one by one
-    if outs is not None:
-        if len(outs) != len(good):
-            raise CacheError(
-                f"extractor '{extractor.name}' returned {len(outs)} outputs for a batch of "
-                f"{len(good)} waveforms (first file {good[0][0].path})"
-            )
-        return [
-            (g, validate_output(extractor, o, g[0].path)) for g, o in zip(good, outs, strict=True)
-        ]
+# ----------------------------------------------------------------------------- processes
+def _spec(extractor: Extractor) -> tuple[type, dict[str, Any]]:
+    """How a worker rebuilds the extractor: its class and params (recipes make params
+    classes on the fly, which cannot be pickled by reference)."""
+    return type(extractor), extractor.params.model_dump(mode="python", exclude={"type"})
 
-    done: list[tuple[tuple[_Job, np.ndarray], np.ndarray]] = []
-    one: Callable[[np.ndarray], Any] = extractor.extract
-    for job, wav in good:
+
+_WORKER_EXTRACTORS: OrderedDict[str, Any] = OrderedDict()
+
+
+def _worker_extractor(spec: tuple[type, dict[str, Any]]) -> Any:
+    """The extractor of ``spec`` in a worker, built once (it may cache filterbanks etc.)."""
+    cls, params = spec
+    token = f"{cls.__module__}.{cls.__qualname__}:{sorted(params.items())!r}"
+    ext = _WORKER_EXTRACTORS.get(token)
+    if ext is None:
         try:
-            out = one(wav)
+            ext = cls(cls.Params(**params))
+        except Exception as err:
+            raise SerkitError(
+                f"extraction worker: cannot rebuild extractor '{cls.name}' from its class "
+                f"{cls.__module__}.{cls.__qualname__} and params ({err}); use executor 'thread'"
+            ) from err
+        _WORKER_EXTRACTORS[token] = ext
+        while len(_WORKER_EXTRACTORS) > 4:
+            _WORKER_EXTRACTORS.popitem(last=False)
+    return ext
+
+
+def _worker_init() -> None:
+    """In each worker: one math thread (the workers are the parallelism), no SIGINT
+    (Ctrl-C is handled by the calling process, which then stops the pool)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+
+
+def _work(
+    spec: tuple[type, dict[str, Any]] | None, mode: _Mode, sample_rate: int, paths: list[str]
+) -> list[tuple[int, Any, str | None]]:
+    """In a worker: load, then prepare or extract, each file; ``(samples, payload, error)``."""
+    ext = _worker_extractor(spec) if spec is not None else None
+    out: list[tuple[int, Any, str | None]] = []
+    wavs: list[tuple[int, np.ndarray]] = []  # (index in out, waveform) for mode "extract"
+    for path in paths:
+        try:
+            wav = load_audio(path, sample_rate)
         except AudioError as err:
-            named = AudioError(f"{job.path}: {err}")
-            if on_bad_audio == "error":
-                raise named from err
-            _fail(result, job, str(named))
+            out.append((0, None, str(err)))
             continue
-        done.append(((job, wav), validate_output(extractor, out, job.path)))
-    return done
+        if mode == "prepare":
+            try:
+                out.append((int(wav.shape[0]), ext.prepare(wav), None))
+            except AudioError as err:
+                out.append((0, None, f"{path}: {err}"))
+            continue
+        if mode == "extract":
+            wavs.append((len(out), wav))
+            out.append((int(wav.shape[0]), None, None))
+            continue
+        out.append((int(wav.shape[0]), wav, None))
+    if wavs:
+        try:
+            feats = list(ext.extract_batch([w for _, w in wavs]))
+        except AudioError:
+            feats = None  # find the file the extractor rejects
+        if feats is not None and len(feats) != len(wavs):
+            raise CacheError(
+                f"extractor '{ext.name}' returned {len(feats)} outputs for a batch of "
+                f"{len(wavs)} waveforms (first file {paths[wavs[0][0]]})"
+            )
+        if feats is not None:
+            for (i, _), f in zip(wavs, feats, strict=True):
+                out[i] = (out[i][0], f, None)
+        else:
+            for i, w in wavs:
+                try:
+                    out[i] = (out[i][0], ext.extract(w), None)
+                except AudioError as err:
+                    out[i] = (0, None, f"{paths[i]}: {err}")
+    return out
+
+
+def _process_batches(
+    jobs: list[_Job],
+    extractor: Extractor,
+    mode: _Mode,
+    pool: ProcessPoolExecutor,
+    batch_size: int,
+    num_workers: int,
+) -> Generator[list[_Loaded], None, None]:
+    """Yield batches of worker results in order; about ``2 * batch_size`` files in flight."""
+    spec = _spec(extractor) if mode != "load" else None
+    chunk = max(1, min(-(-batch_size // num_workers), -(-len(jobs) // num_workers)))  # every worker busy
+    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
+    max_pending = max(2, -(-2 * batch_size // chunk))
+    pending: deque[tuple[list[_Job], Future[list[tuple[int, Any, str | None]]]]] = deque()
+    it = iter(chunks)
+    rate = extractor.sample_rate
+
+    def fill() -> None:
+        while len(pending) < max_pending:
+            part = next(it, None)
+            if part is None:
+                return
+            pending.append((part, pool.submit(_work, spec, mode, rate, [j.path for j in part])))
+
+    ready: list[_Loaded] = []
+    try:
+        while True:
+            try:
+                fill()
+                if not pending:
+                    break
+                part, fut = pending.popleft()
+                got = fut.result()
+            except BrokenProcessPool as err:
+                raise SerkitError(
+                    "extract_features: an extraction worker process died or could not start "
+                    f"({err}). If extract_features runs from a script, call it under "
+                    "`if __name__ == \"__main__\":` (worker processes import the main module); "
+                    "if memory is short, use fewer workers; or use executor 'thread' "
+                    "(recipe: data.extract_executor: thread). Finished batches are kept."
+                ) from err
+            for job, (samples, payload, error) in zip(part, got, strict=True):
+                ready.append(_Loaded(job, samples, payload, AudioError(error) if error else None))
+            while len(ready) >= batch_size:
+                yield ready[:batch_size]
+                ready = ready[batch_size:]
+        if ready:
+            yield ready
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+
+
+# ----------------------------------------------------------------------------- the pool
+_POOL_LOCK = threading.Lock()
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+_POOL_PID = 0
+_POOL_USERS = 0
+_POOL_TIMER: threading.Timer | None = None
+
+
+def _pool_broken(pool: ProcessPoolExecutor) -> bool:
+    return bool(getattr(pool, "_broken", False))
+
+
+def _pool_running(num_workers: int) -> bool:
+    with _POOL_LOCK:
+        return (
+            _POOL is not None
+            and _POOL_PID == os.getpid()
+            and _POOL_WORKERS == num_workers
+            and not _pool_broken(_POOL)
+        )
+
+
+def _new_pool(num_workers: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(
+        max_workers=num_workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+    )
+
+
+def _acquire_pool(num_workers: int) -> ProcessPoolExecutor:
+    """The shared pool of ``num_workers`` processes (a private one when the shared pool
+    is busy with another size)."""
+    global _POOL, _POOL_WORKERS, _POOL_PID, _POOL_USERS, _POOL_TIMER
+    with _POOL_LOCK:
+        if _POOL_TIMER is not None:
+            _POOL_TIMER.cancel()
+            _POOL_TIMER = None
+        if _POOL is not None and _POOL_PID != os.getpid():
+            _POOL, _POOL_USERS = None, 0  # inherited through fork: not ours to use or stop
+        usable = _POOL is not None and _POOL_WORKERS == num_workers and not _pool_broken(_POOL)
+        if not usable and _POOL is not None and _POOL_USERS > 0:
+            return _new_pool(num_workers)  # private; shut down when released
+        if not usable:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            _POOL = _new_pool(num_workers)
+            _POOL_WORKERS, _POOL_PID, _POOL_USERS = num_workers, os.getpid(), 0
+        _POOL_USERS += 1
+        return _POOL
+
+
+def _release_pool(pool: ProcessPoolExecutor, discard: bool = False) -> None:
+    global _POOL, _POOL_USERS, _POOL_TIMER
+    with _POOL_LOCK:
+        if pool is not _POOL:
+            pool.shutdown(wait=False, cancel_futures=True)
+            return
+        _POOL_USERS = max(0, _POOL_USERS - 1)
+        if discard:
+            pool.shutdown(wait=False, cancel_futures=True)
+            _POOL, _POOL_USERS = None, 0
+        elif _POOL_USERS == 0:
+            _POOL_TIMER = threading.Timer(POOL_IDLE_SECONDS, _shutdown_if_idle, args=(pool,))
+            _POOL_TIMER.daemon = True
+            _POOL_TIMER.start()
+
+
+def _shutdown_if_idle(pool: ProcessPoolExecutor) -> None:
+    global _POOL, _POOL_TIMER
+    with _POOL_LOCK:
+        if pool is not _POOL or _POOL_USERS > 0:
+            return
+        _POOL, _POOL_TIMER = None, None
+    pool.shutdown(wait=True)
+
+
+def shutdown_workers() -> None:
+    """Stop the extraction worker processes now (they are otherwise stopped after
+    :data:`POOL_IDLE_SECONDS` unused, or at exit). A later extraction starts new ones."""
+    global _POOL, _POOL_USERS, _POOL_TIMER
+    with _POOL_LOCK:
+        if _POOL_TIMER is not None:
+            _POOL_TIMER.cancel()
+            _POOL_TIMER = None
+        pool = _POOL if _POOL_PID == os.getpid() else None
+        _POOL, _POOL_USERS = None, 0
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)

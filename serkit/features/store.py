@@ -1,18 +1,33 @@
-"""An embedded, crash-safe feature store: one SQLite database per extractor fingerprint.
+"""An embedded, crash-safe feature store: SQLite databases per extractor fingerprint.
 
-Layout: ``<root>/<extractor.name>-<extractor.fingerprint()>.sqlite`` holding
+Layout, for an extractor ``<name>`` with fingerprint ``<fp>`` in the stores folder ``root``:
+
+* ``<root>/<name>-<fp>.sqlite``, the main file: written by unsharded extraction;
+* ``<root>/<name>-<fp>.shards/shard-<i>-of-<n>.sqlite``: one file per shard of a sharded
+  extraction (``extract_features(..., shard=(i, n))``), so that ranks or machines sharing
+  a file system never write to the same database.
+
+A :class:`FeatureStore` reads all of them together: :meth:`~FeatureStore.get`,
+:meth:`~FeatureStore.missing`, :meth:`~FeatureStore.keys` and ``len`` see the union, and
+shard files written by other processes after the store was opened are found when a key
+is not in the files already known. Every file has the same tables:
 
 * ``meta(name, value)``: extractor name, version, params (JSON), dim, output kind,
-  fingerprint, storage dtype, creation time, store format version;
+  fingerprint, storage dtype, creation time, store format version (shard files also
+  ``shard = "i/n"``);
 * ``features(key, shape, dtype, data, checksum, created)``: one row per distinct audio
   content. ``key`` is :meth:`FeatureStore.key_for` of the audio file's SHA-256, ``shape``
   is a JSON list, ``data`` the raw C-order bytes of the array, ``checksum`` the CRC-32 of
   those bytes (checked on every read).
 
-The database runs in WAL mode with ``synchronous=NORMAL``: a committed batch survives a
+The main file runs in WAL mode with ``synchronous=NORMAL``: a committed batch survives a
 crash of the process, readers never block the writer nor each other, and a write is all
-or nothing. Connections are opened lazily, one per process (and re-opened after a
-``fork``), so a store can be handed to DataLoader worker processes.
+or nothing. Shard files use a rollback journal (``journal_mode=DELETE``,
+``synchronous=FULL``) instead, because WAL needs memory shared by every process using
+the file and so does not work across machines on a network file system; they are
+created under a temporary name and renamed into place, so a reader never sees a
+half-initialised shard. Connections are opened lazily, one per file and process (and
+re-opened after a ``fork``), so a store can be handed to DataLoader worker processes.
 """
 
 from __future__ import annotations
@@ -20,11 +35,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
+import uuid
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,7 +53,15 @@ from serkit.errors import CacheError
 if TYPE_CHECKING:
     from serkit.interfaces.extractor import Extractor
 
-__all__ = ["STORE_FORMAT", "FeatureStore", "StoreDtype"]
+__all__ = [
+    "SHARDS_SUFFIX",
+    "STORE_FORMAT",
+    "FeatureStore",
+    "StoreDtype",
+    "check_shard",
+    "shard_file_name",
+    "shard_files",
+]
 
 StoreDtype = Literal["float32", "float16"]
 
@@ -46,8 +71,13 @@ STORE_FORMAT = "1"
 #: Seconds a writer waits for another writer's transaction before giving up.
 BUSY_TIMEOUT_S = 60.0
 
+#: Suffix of the folder next to a main file that holds its shard files.
+SHARDS_SUFFIX = ".shards"
+
 #: Keys per ``IN (...)`` query in :meth:`FeatureStore.missing` (below SQLite's limit).
 _CHUNK = 500
+
+_SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.sqlite$")
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
@@ -69,6 +99,40 @@ def _checksum(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def check_shard(shard: Any, where: str = "shard") -> tuple[int, int]:
+    """``shard`` as ``(i, n)`` after checking ``0 <= i < n``.
+
+    Raises:
+        CacheError: not a pair of integers with ``0 <= i < n``.
+    """
+    ok = (
+        isinstance(shard, tuple | list)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+    if not ok:
+        raise CacheError(f"{where}: expected (i, n) with 0 <= i < n, got {shard!r}")
+    return int(shard[0]), int(shard[1])
+
+
+def shard_file_name(i: int, n: int) -> str:
+    """File name of shard ``i`` of ``n``: ``shard-00002-of-00008.sqlite``."""
+    return f"shard-{i:05d}-of-{n:05d}.sqlite"
+
+
+def shard_files(main: Path) -> list[Path]:
+    """The shard files of the store whose main file is ``main``, sorted by name."""
+    folder = main.with_name(main.stem + SHARDS_SUFFIX)
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    except OSError as err:
+        raise CacheError(f"{folder}: cannot list the shard files ({err})") from err
+    return [folder / n for n in sorted(names) if _SHARD_RE.match(n)]
+
+
 class FeatureStore:
     """Feature arrays of one extractor configuration, keyed by audio content.
 
@@ -80,15 +144,26 @@ class FeatureStore:
             the extractor, so pickling a store to a worker stays cheap).
         dtype: storage precision of new items. ``"float16"`` halves the size; arrays
             are always returned as float32.
+        shard: ``(i, n)``: new items go to the file of shard ``i`` of ``n`` instead of
+            the main file (``n == 1`` is the main file). Reading always covers every file.
 
     Raises:
-        CacheError: the file is not a SQLite database, is corrupt or unreadable, or
-            belongs to another extractor configuration.
+        CacheError: a file is not a SQLite database, is corrupt or unreadable, or
+            belongs to another extractor configuration; ``shard`` is not ``(i, n)``.
     """
 
-    def __init__(self, root: Path, extractor: Extractor, dtype: StoreDtype = "float32") -> None:
+    def __init__(
+        self,
+        root: Path,
+        extractor: Extractor,
+        dtype: StoreDtype = "float32",
+        *,
+        shard: tuple[int, int] | None = None,
+    ) -> None:
         if dtype not in ("float32", "float16"):
             raise CacheError(f"FeatureStore dtype: expected 'float32' or 'float16', got {dtype!r}")
+        if shard is not None:
+            shard = check_shard(shard, "FeatureStore shard")
         self.root = Path(root)
         self.dtype: StoreDtype = dtype
         self.extractor_name = extractor.name
@@ -96,10 +171,11 @@ class FeatureStore:
         self.output = extractor.output
         self.dim = int(extractor.dim)
         self.path = self.root / f"{self.extractor_name}-{self.fingerprint}.sqlite"
-        self._conn: sqlite3.Connection | None = None
+        self._conns: dict[Path, sqlite3.Connection] = {}
         self._pid: int | None = None
-        self._lock = threading.Lock()
-        meta = {
+        self._lock = threading.RLock()
+        self._shards: list[Path] = []  # shard files known (checked) so far, sorted
+        self._meta = {
             "format": STORE_FORMAT,
             "extractor": self.extractor_name,
             "version": str(extractor.version),
@@ -118,48 +194,149 @@ class FeatureStore:
             raise CacheError(
                 f"{self.root}: cannot create the feature store folder ({err})"
             ) from err
-        self._initialise(meta)
+        self._initialise(self.path, self._meta, wal=True)
+        self.shard: tuple[int, int] | None = None
+        self.write_path = self.path
+        if shard is not None and shard[1] > 1:
+            self._set_shard(shard)
+        self._refresh()
+
+    # -- layout -----------------------------------------------------------------------
+    @property
+    def shard_dir(self) -> Path:
+        """Folder of the shard files: ``<root>/<name>-<fingerprint>.shards``."""
+        return self.path.with_name(self.path.stem + SHARDS_SUFFIX)
+
+    def files(self) -> list[Path]:
+        """The database files read: the main file, then the shard files by name."""
+        with self._lock:
+            self._refresh()
+            return [self.path, *self._shards]
+
+    def for_shard(self, i: int, n: int) -> FeatureStore:
+        """A store on the same files whose new items go to shard ``i`` of ``n``.
+
+        The shard file is created if needed. ``n == 1`` gives a store writing to the main
+        file. The returned store has its own connections; close it when done.
+
+        Raises:
+            CacheError: ``(i, n)`` is not a shard, or the shard file cannot be created.
+        """
+        shard = check_shard((i, n), "FeatureStore.for_shard")
+        clone = FeatureStore.__new__(FeatureStore)
+        clone.__setstate__(self.__getstate__())
+        clone.shard = None
+        clone.write_path = clone.path
+        if shard[1] > 1:
+            clone._set_shard(shard)
+        return clone
+
+    def _set_shard(self, shard: tuple[int, int]) -> None:
+        target = self.shard_dir / shard_file_name(*shard)
+        if not target.exists():
+            self._create_shard_file(target, {**self._meta, "shard": f"{shard[0]}/{shard[1]}"})
+        self._initialise(target, {**self._meta, "shard": f"{shard[0]}/{shard[1]}"}, wal=False)
+        self.shard = shard
+        self.write_path = target
+
+    def _create_shard_file(self, target: Path, meta: dict[str, str]) -> None:
+        """Create ``target`` complete (tables and meta) under a temporary name, then link it."""
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CacheError(f"{target.parent}: cannot create the shard folder ({err})") from err
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            self._initialise(tmp, meta, wal=False)
+            try:
+                os.link(tmp, target)  # fails if another process created it meanwhile
+            except FileExistsError:
+                pass
+            except OSError:  # no hard links on this file system
+                if not target.exists():
+                    os.replace(tmp, target)
+        finally:
+            for p in (tmp, tmp.with_name(tmp.name + "-journal")):
+                try:
+                    p.unlink()
+                except FileNotFoundError:
+                    pass
+                except OSError as err:  # pragma: no cover - left for the admin commands
+                    raise CacheError(f"{p}: cannot remove a temporary file ({err})") from err
+
+    def _refresh(self) -> bool:
+        """Look for shard files created since the last call; True when some were added."""
+        found = shard_files(self.path)
+        if found == self._shards:
+            return False
+        new = [p for p in found if p not in self._shards]
+        for p in new:
+            self._check_meta(p)
+        self._shards = found
+        return bool(new)
+
+    def _check_meta(self, path: Path) -> None:
+        rows = self._on(
+            path, "reading meta", lambda c: c.execute("SELECT name, value FROM meta").fetchall()
+        )
+        stored = dict(rows)
+        for field in ("format", "extractor", "fingerprint"):
+            if stored.get(field) != self._meta[field]:
+                raise CacheError(
+                    f"{path}: meta {field} is {stored.get(field)!r}, expected "
+                    f"{self._meta[field]!r}; the file does not belong to this extractor configuration"
+                )
 
     # -- connection handling ------------------------------------------------------
-    def _open(self) -> sqlite3.Connection:
+    def _open(self, path: Path, wal: bool) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                self.path,
+                path,
                 timeout=BUSY_TIMEOUT_S,
                 isolation_level=None,  # autocommit; transactions are explicit
                 check_same_thread=False,  # guarded by self._lock
             )
         except sqlite3.Error as err:
-            raise CacheError(f"{self.path}: cannot open the feature store ({err})") from err
+            raise CacheError(f"{path}: cannot open the feature store ({err})") from err
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            if wal:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            else:
+                conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as err:
             conn.close()
             raise CacheError(
-                f"{self.path}: not a readable feature store ({err}); delete the file to rebuild it"
+                f"{path}: not a readable feature store ({err}); delete the file to rebuild it"
             ) from err
         return conn
 
-    def _connection(self) -> sqlite3.Connection:
+    def _connection(self, path: Path) -> sqlite3.Connection:
         pid = os.getpid()
-        if self._conn is None or self._pid != pid:
-            if self._conn is not None:  # inherited through fork: leave it alone
-                _INHERITED.append(self._conn)
-            self._conn = self._open()
+        if self._pid != pid:
+            _INHERITED.extend(self._conns.values())  # inherited through fork: leave alone
+            self._conns = {}
             self._pid = pid
-        return self._conn
+        conn = self._conns.get(path)
+        if conn is None:
+            conn = self._open(path, wal=path == self.path)
+            self._conns[path] = conn
+        return conn
 
-    def _run(self, what: str, fn: Any) -> Any:
-        """Run ``fn(conn)`` under the lock, turning SQLite errors into CacheError."""
+    def _on(self, path: Path, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` on ``path`` under the lock, turning SQLite errors into CacheError."""
         with self._lock:
-            conn = self._connection()
+            conn = self._connection(path)
             try:
                 return fn(conn)
             except sqlite3.Error as err:
-                raise CacheError(f"{self.path}: {what} failed ({err})") from err
+                raise CacheError(f"{path}: {what} failed ({err})") from err
 
-    def _initialise(self, meta: dict[str, str]) -> None:
+    def _run(self, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """Run ``fn(conn)`` on the main file (kept for callers of the one-file API)."""
+        return self._on(self.path, what, fn)
+
+    def _initialise(self, path: Path, meta: dict[str, str], wal: bool) -> None:
         def init(conn: sqlite3.Connection) -> dict[str, str]:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -171,38 +348,39 @@ class FeatureStore:
                 rows = conn.execute("SELECT name, value FROM meta").fetchall()
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
             return dict(rows)
 
         # A short-lived connection: the long-lived one is opened on first use, in the
         # process that uses it (so nothing is inherited by DataLoader workers).
-        conn = self._open()
+        conn = self._open(path, wal)
         try:
             try:
                 stored = init(conn)
             except sqlite3.Error as err:
                 raise CacheError(
-                    f"{self.path}: not a readable feature store ({err}); "
-                    "delete the file to rebuild it"
+                    f"{path}: not a readable feature store ({err}); delete the file to rebuild it"
                 ) from err
         finally:
             conn.close()
         for field in ("format", "extractor", "fingerprint"):
             if stored.get(field) != meta[field]:
                 raise CacheError(
-                    f"{self.path}: meta {field} is {stored.get(field)!r}, expected "
+                    f"{path}: meta {field} is {stored.get(field)!r}, expected "
                     f"{meta[field]!r}; the file does not belong to this extractor configuration"
                 )
 
     def close(self) -> None:
-        """Close this process's connection (a later call re-opens it)."""
+        """Close this process's connections (a later call re-opens them)."""
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            elif self._conn is not None:
-                _INHERITED.append(self._conn)
-            self._conn = None
+            if self._pid == os.getpid():
+                for conn in self._conns.values():
+                    conn.close()
+            else:
+                _INHERITED.extend(self._conns.values())
+            self._conns = {}
             self._pid = None
 
     def __enter__(self) -> FeatureStore:
@@ -218,17 +396,19 @@ class FeatureStore:
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_conn"] = None
+        state["_conns"] = {}
         state["_pid"] = None
+        state["_shards"] = list(self._shards)
         del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
-        return f"FeatureStore({str(self.path)!r}, dtype={self.dtype!r})"
+        extra = f", shard={self.shard!r}" if self.shard else ""
+        return f"FeatureStore({str(self.path)!r}, dtype={self.dtype!r}{extra})"
 
     # -- keys -----------------------------------------------------------------------
     def key_for(self, audio_sha256: str) -> str:
@@ -237,24 +417,36 @@ class FeatureStore:
 
     # -- queries --------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
-        """The ``meta`` table as a dict (values are strings; ``params`` is JSON)."""
+        """The main file's ``meta`` table as a dict (values are strings; ``params`` is JSON)."""
         rows = self._run(
             "reading meta", lambda c: c.execute("SELECT name, value FROM meta").fetchall()
         )
         return dict(rows)
 
+    def _find(self, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """The first non-None ``fn(conn)`` over the files (new shard files included)."""
+        with self._lock:
+            tried: set[Path] = set()
+            while True:
+                for path in [self.path, *self._shards]:
+                    if path in tried:
+                        continue
+                    tried.add(path)
+                    got = self._on(path, what, fn)
+                    if got is not None:
+                        return got
+                if not self._refresh():
+                    return None
+
     def has(self, key: str) -> bool:
-        """Whether features for ``key`` are stored."""
-        row = self._run(
+        """Whether features for ``key`` are stored (in any file)."""
+        row = self._find(
             f"looking up key {key}",
             lambda c: c.execute("SELECT 1 FROM features WHERE key = ?", (key,)).fetchone(),
         )
         return row is not None
 
-    def missing(self, keys: Iterable[str]) -> list[str]:
-        """The keys of ``keys`` not in the store, once each, in first-seen order."""
-        wanted = list(dict.fromkeys(keys))
-
+    def _present(self, path: Path, wanted: list[str]) -> set[str]:
         def query(conn: sqlite3.Connection) -> set[str]:
             present: set[str] = set()
             for i in range(0, len(wanted), _CHUNK):
@@ -266,7 +458,21 @@ class FeatureStore:
                 present.update(r[0] for r in rows)
             return present
 
-        present = self._run("looking up keys", query) if wanted else set()
+        return self._on(path, "looking up keys", query)
+
+    def missing(self, keys: Iterable[str]) -> list[str]:
+        """The keys of ``keys`` in no file of the store, once each, in first-seen order."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return []
+        with self._lock:
+            self._refresh()
+            present: set[str] = set()
+            for path in [self.path, *self._shards]:
+                left = [k for k in wanted if k not in present]
+                if not left:
+                    break
+                present |= self._present(path, left)
         return [k for k in wanted if k not in present]
 
     def get(self, key: str) -> np.ndarray:
@@ -275,15 +481,15 @@ class FeatureStore:
         Raises:
             CacheError: no such key, or the stored bytes fail their checksum.
         """
-        row = self._run(
+        found = self._find(
             f"reading key {key}",
             lambda c: c.execute(
                 "SELECT shape, dtype, data, checksum FROM features WHERE key = ?", (key,)
             ).fetchone(),
         )
-        if row is None:
+        if found is None:
             raise CacheError(f"{self.path}: no features stored for key {key}")
-        shape_json, dtype, data, checksum = row
+        shape_json, dtype, data, checksum = found
         data = bytes(data)
         if _checksum(data) != checksum:
             raise CacheError(
@@ -299,21 +505,43 @@ class FeatureStore:
             ) from err
         return arr.astype(np.float32)  # always a copy: callers may write to it
 
+    def _all_keys(self) -> set[str] | int:
+        """The keys of every file (a count when there is only the main file)."""
+        with self._lock:
+            self._refresh()
+            if not self._shards:
+                row = self._on(
+                    self.path,
+                    "counting items",
+                    lambda c: c.execute("SELECT COUNT(*) FROM features").fetchone(),
+                )
+                return int(row[0])
+            keys: set[str] = set()
+            for path in [self.path, *self._shards]:
+                rows = self._on(
+                    path, "listing keys", lambda c: c.execute("SELECT key FROM features").fetchall()
+                )
+                keys.update(r[0] for r in rows)
+            return keys
+
     def __len__(self) -> int:
-        row = self._run(
-            "counting items", lambda c: c.execute("SELECT COUNT(*) FROM features").fetchone()
-        )
-        return int(row[0])
+        got = self._all_keys()
+        return got if isinstance(got, int) else len(got)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self.has(key)
 
     def keys(self) -> list[str]:
-        """Every stored key, sorted."""
-        rows = self._run(
-            "listing keys", lambda c: c.execute("SELECT key FROM features ORDER BY key").fetchall()
-        )
-        return [r[0] for r in rows]
+        """Every stored key (of every file, once), sorted."""
+        with self._lock:
+            self._refresh()
+            keys: set[str] = set()
+            for path in [self.path, *self._shards]:
+                rows = self._on(
+                    path, "listing keys", lambda c: c.execute("SELECT key FROM features").fetchall()
+                )
+                keys.update(r[0] for r in rows)
+        return sorted(keys)
 
     # -- writes ---------------------------------------------------------------------
     def _encode(self, key: str, array: np.ndarray) -> tuple[str, str, str, bytes, str, float]:
@@ -337,7 +565,8 @@ class FeatureStore:
     def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
         """Store ``(key, array)`` pairs in one transaction: all of them or none.
 
-        Existing keys are overwritten. Arrays are stored in the store's dtype.
+        They go to :attr:`write_path` (the main file, or this store's shard file).
+        Existing keys of that file are overwritten. Arrays are stored in the store's dtype.
 
         Raises:
             CacheError: an array is not numeric/finite, or the write failed (nothing
@@ -361,31 +590,42 @@ class FeatureStore:
                     conn.execute("ROLLBACK")
                 raise
 
-        self._run(f"writing {len(rows)} item(s)", write)
+        self._on(self.write_path, f"writing {len(rows)} item(s)", write)
 
     def put(self, key: str, array: np.ndarray) -> None:
         """Store one array (see :meth:`put_many`)."""
         self.put_many([(key, array)])
 
     def delete(self, keys: Iterable[str]) -> int:
-        """Remove ``keys`` (e.g. corrupt items to recompute); returns how many were removed."""
-        wanted = list(dict.fromkeys(keys))
+        """Remove ``keys`` from every file (e.g. corrupt items to recompute).
 
-        def remove(conn: sqlite3.Connection) -> int:
-            n = 0
+        Returns:
+            How many of ``keys`` were stored (and are now removed).
+        """
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return 0
+
+        def remove(conn: sqlite3.Connection, chunks: list[list[str]]) -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for i in range(0, len(wanted), _CHUNK):
-                    chunk = wanted[i : i + _CHUNK]
+                for chunk in chunks:
                     marks = ",".join("?" * len(chunk))
-                    n += conn.execute(
-                        f"DELETE FROM features WHERE key IN ({marks})", chunk
-                    ).rowcount
+                    conn.execute(f"DELETE FROM features WHERE key IN ({marks})", chunk)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            return n
 
-        return int(self._run("deleting items", remove)) if wanted else 0
+        removed: set[str] = set()
+        with self._lock:
+            self._refresh()
+            for path in [self.path, *self._shards]:
+                here = sorted(self._present(path, wanted))
+                if not here:
+                    continue
+                chunks = [here[i : i + _CHUNK] for i in range(0, len(here), _CHUNK)]
+                self._on(path, "deleting items", lambda c, ch=chunks: remove(c, ch))
+                removed.update(here)
+        return len(removed)

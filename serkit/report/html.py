@@ -17,7 +17,7 @@ from typing import Any
 
 from serkit.io import atomic_write_text
 
-__all__ = ["markdown_to_html", "render_html", "write_html"]
+__all__ = ["markdown_to_html", "render_html", "single_stream_markdown", "write_html"]
 
 _BOLD = re.compile(r"\*\*(.+?)\*\*")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
@@ -115,8 +115,56 @@ def _figure(path: Path) -> str:
     return f'<figure><img src="data:image/png;base64,{data}" alt="{name}"><figcaption>{name}</figcaption></figure>'
 
 
-def render_html(results: dict[str, Any], plots: Sequence[Path] = ()) -> str:
-    """A self-contained HTML page: the report's tables, then each PNG of ``plots`` embedded."""
+def single_stream_markdown(results: dict[str, Any], single_stream: dict[str, dict[str, Any]]) -> str:
+    """Markdown table: per stream, the mean gate weight and the single-stream run's UA per domain.
+
+    Args:
+        results: the gated run's results.json mapping.
+        single_stream: :func:`serkit.report.plots.load_single_stream`'s mapping.
+    """
+    domains: list[str] = [d for d, m in results.get("domains", {}).items() if m.get("gates")]
+    for info in single_stream.values():
+        domains += [d for d in info["ua"] if d not in domains]
+    gates: dict[str, dict[str, float]] = {}
+    for d in domains:
+        g = results.get("domains", {}).get(d, {}).get("gates")
+        if g and g.get("streams"):
+            gates[d] = dict(zip(g["streams"], g["mean"], strict=True))
+    streams = list(single_stream)
+    for g in gates.values():
+        streams += [s for s in g if s not in streams]
+    lines = [
+        "## Gate weights and single-stream runs (the paper's Fig. 4)",
+        "",
+        "Mean test-set gate weight of each stream in this run, beside the test UA (mean ± std over runs) "
+        "of a run trained on that stream alone.",
+        "",
+        "| stream | single-stream run | " + " | ".join(f"{d} gate | {d} single-stream UA" for d in domains) + " |",
+        "| --- | --- | " + " | ".join("--- | ---" for _ in domains) + " |",
+    ]
+    for s in streams:
+        info = single_stream.get(s)
+        cells = []
+        for d in domains:
+            gate = gates.get(d, {}).get(s)
+            cells.append("-" if gate is None else f"{gate:.3f}")
+            ua = info["ua"].get(d) if info else None
+            std = info["ua_std"].get(d, 0.0) if info else 0.0
+            cells.append("-" if ua is None else f"{ua:.4f} ± {std:.4f}")
+        lines.append(f"| {s} | {info['run'] if info else '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def render_html(
+    results: dict[str, Any],
+    plots: Sequence[Path] = (),
+    single_stream: dict[str, dict[str, Any]] | None = None,
+) -> str:
+    """A self-contained HTML page: the report's tables, then each PNG of ``plots`` embedded.
+
+    With ``single_stream`` (see :func:`serkit.report.plots.load_single_stream`), a table of
+    gate weights beside the single-stream runs' UA follows the report's tables.
+    """
     from serkit.report.results import render_report
 
     title = html.escape(str(results.get("recipe", "serkit report")))
@@ -131,6 +179,8 @@ def render_html(results: dict[str, Any], plots: Sequence[Path] = ()) -> str:
         "<body>",
         markdown_to_html(render_report(results)),
     ]
+    if single_stream:
+        parts.append(markdown_to_html(single_stream_markdown(results, single_stream)))
     if plots:
         parts.append("<h2>Plots</h2>")
         parts += [_figure(p) for p in plots]
@@ -138,17 +188,23 @@ def render_html(results: dict[str, Any], plots: Sequence[Path] = ()) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_html(run_dir: Path, results: dict[str, Any], plots: Sequence[Path] | None = None) -> Path:
+def write_html(
+    run_dir: Path,
+    results: dict[str, Any],
+    plots: Sequence[Path] | None = None,
+    single_stream: dict[str, dict[str, Any]] | None = None,
+) -> Path:
     """Write ``report.html`` into the run folder.
 
     Args:
         run_dir: the run folder.
         results: its results.json mapping.
         plots: PNGs to embed; ``None`` = every ``plots/*.png`` of the run folder, sorted.
+        single_stream: single-stream runs for the Fig. 4 table (see :func:`render_html`).
     """
     run_dir = Path(run_dir)
     if plots is None:
         plots = sorted((run_dir / "plots").glob("*.png"))
     path = run_dir / "report.html"
-    atomic_write_text(path, render_html(results, plots))
+    atomic_write_text(path, render_html(results, plots, single_stream))
     return path

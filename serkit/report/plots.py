@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DPI",
+    "SINGLE_STREAM_FILE",
+    "load_single_stream",
     "normalise_confusion",
     "plot_confusions",
     "plot_gates",
@@ -33,6 +35,9 @@ __all__ = [
 ]
 
 DPI = 120
+
+#: File in a run folder recording the single-stream runs drawn beside its gate weights.
+SINGLE_STREAM_FILE = "single_stream.json"
 
 
 def normalise_confusion(m: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -218,7 +223,8 @@ def plot_gates(
         results: results.json mapping; only domains with a ``gates`` entry are drawn.
         out_dir: folder of the figure.
         single_stream_ua: optional ``{stream: {domain: UA}}`` of single-stream runs, drawn
-            as a second panel beside the gates (the paper's Fig. 4).
+            as a second panel beside the gates (the paper's Fig. 4), streams in the same
+            order (a stream without a single-stream run is marked "no run").
 
     Returns:
         ``[out_dir / "gates.png"]``, or ``[]`` when no domain has gates.
@@ -249,22 +255,87 @@ def plot_gates(
     ax.set_title("gate weight per stream (± std over runs)")
     if single_stream_ua:
         ax2 = axes[0][1]
-        ua_streams = [s for s in streams if s in single_stream_ua]
-        ua_streams += [s for s in single_stream_ua if s not in ua_streams]
+        # the same streams in the same order as the gates (a stream without a run: no bar)
+        ua_streams = streams + [s for s in single_stream_ua if s not in streams]
         ua_domains = list(domains)
         for per_domain in single_stream_ua.values():
             for d in per_domain:
                 if d not in ua_domains:
                     ua_domains.append(d)
-        values = {d: {s: float(single_stream_ua[s].get(d, math.nan)) for s in ua_streams} for d in ua_domains}
+        values = {d: {s: float(single_stream_ua.get(s, {}).get(d, math.nan)) for s in ua_streams} for d in ua_domains}
         _grouped_bars(ax2, ua_streams, ua_domains, values)
-        ax2.set_ylabel("test UA")
-        ax2.set_xlabel("stream")
+        for k, s in enumerate(ua_streams):
+            if s not in single_stream_ua:
+                ax2.text(k, 0.02, "no run", ha="center", va="bottom", fontsize=8, color="#555555")
+        ax2.set_ylabel("test UA (mean over runs)")
+        ax2.set_xlabel("stream the run was trained on")
         ax2.set_ylim(0.0, 1.0)
-        ax2.set_title("single-stream UA")
+        ax2.set_title("single-stream runs: UA per domain")
     fig.suptitle(f"{_run_title(results)}\nfusion gates", fontsize=11)
     fig.tight_layout()
     return [_save(fig, Path(out_dir) / "gates.png")]
+
+
+def _stream_ids(run_dir: Path, results: dict[str, Any]) -> list[str] | None:
+    """The streams of a run: its ``recipe.yaml`` features, else the gate streams; None if unknown."""
+    import yaml
+
+    recipe = Path(run_dir) / "recipe.yaml"
+    if recipe.is_file():
+        data = yaml.safe_load(recipe.read_text(encoding="utf-8")) or {}
+        if isinstance(data.get("features"), dict):
+            return [str(s) for s in data["features"]]
+    for m in results.get("domains", {}).values():
+        if (m.get("gates") or {}).get("streams"):
+            return [str(s) for s in m["gates"]["streams"]]
+    return None
+
+
+def load_single_stream(
+    run_dir: Path, results: dict[str, Any], specs: Sequence[tuple[str, str | Path]]
+) -> dict[str, dict[str, Any]]:
+    """Per-domain test UA of single-stream runs, to draw beside a gated run's gate weights (Fig. 4).
+
+    Args:
+        run_dir: the gated run's folder.
+        results: its results.json mapping; needs gate weights (a gated fusion).
+        specs: ``(stream id, run folder)`` pairs; each run must be trained on that stream
+            alone (checked against its ``recipe.yaml`` when present).
+
+    Returns:
+        ``{stream: {"run": folder, "ua": {domain: mean}, "ua_std": {domain: std}}}``, in the
+        order given; what :data:`SINGLE_STREAM_FILE` holds.
+
+    Raises:
+        SerkitError: the run has no gate weights, a stream is not one of its streams, a
+            folder has no results.json, or is not a run of that stream alone.
+    """
+    from serkit.report.compare import load_results
+
+    if not any(m.get("gates") for m in results.get("domains", {}).values()):
+        raise SerkitError(
+            f"{run_dir}: no gate weights in results.json (the fusion is not gated: omoe, mmoe or gated_nas); "
+            "single-stream accuracies are drawn beside gate weights"
+        )
+    own = _stream_ids(run_dir, results)
+    out: dict[str, dict[str, Any]] = {}
+    for stream, other in specs:
+        if own is not None and stream not in own:
+            raise SerkitError(f"--single-stream {stream}: not a stream of {run_dir} (streams: {', '.join(own)})")
+        res = load_results(other)
+        theirs = _stream_ids(Path(other), res)
+        if theirs is not None and theirs != [stream]:
+            raise SerkitError(
+                f"--single-stream {stream}={other}: not a run of stream {stream!r} alone (its streams: "
+                f"{', '.join(theirs)})"
+            )
+        doms = res.get("domains", {})
+        out[stream] = {
+            "run": str(other),
+            "ua": {d: float(m["ua"]["mean"]) for d, m in doms.items()},
+            "ua_std": {d: float(m["ua"]["std"]) for d, m in doms.items()},
+        }
+    return out
 
 
 def plot_nas(results: dict[str, Any], out_dir: Path) -> list[Path]:

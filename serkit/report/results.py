@@ -162,7 +162,41 @@ def render_report(results: dict[str, Any]) -> str:
         )
     if results.get("n_bad_files"):
         lines += ["", f"{results['n_bad_files']} bad audio file(s) skipped: see bad_files.json."]
+    if results.get("init_from"):
+        lines += ["", *_init_lines(results["init_from"])]
     return "\n".join(lines) + "\n"
+
+
+def _init_lines(init: dict[str, Any]) -> list[str]:
+    """The 'started from a trained run' section (init_from)."""
+    frozen = init.get("frozen") or {}
+    lines = [
+        "## Started from a trained run",
+        "",
+        f"- run: {init['run']}, checkpoint {init['checkpoint']}; "
+        f"frozen: {', '.join(init.get('freeze') or []) or 'nothing'}",
+    ]
+    if frozen:
+        lines.append(
+            f"- frozen weights bit-identical after training in {frozen['identical']} of {frozen['runs']} run(s)"
+        )
+    for d, z in (init.get("zero_shot") or {}).items():
+        lines.append(
+            f"- zero-shot on {d} (before training; head of {', '.join(z['sources'])} chosen by validation UA, "
+            f"labels {', '.join(z['labels'])}): UA {_pm(z['ua'])}, WA {_pm(z['wa'])}"
+        )
+    old = init.get("old_domains") or {}
+    if old:
+        lines += [
+            "",
+            f"Old domains, as tested in the initial run (checkpoint {init['checkpoint']}); their weights are "
+            + ("frozen, so these results still hold:" if init.get("old_unchanged") else "NOT all frozen:"),
+            "",
+            "| domain | UA | WA |",
+            "| --- | --- | --- |",
+        ]
+        lines += [f"| {d} | {m['ua']:.4f} | {m['wa']:.4f} |" for d, m in old.items()]
+    return lines
 
 
 def write_report(run_dir: Path, results: dict[str, Any]) -> Path:

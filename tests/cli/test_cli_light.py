@@ -44,6 +44,9 @@ def test_every_builtin_command_is_wired() -> None:
         "predict",
         "cache",
         "report",
+        "extract",
+        "adapt",
+        "learning-curve",
     }
     assert expected <= set(cli.commands)
 

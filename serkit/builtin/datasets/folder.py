@@ -24,6 +24,10 @@ class FolderDataset(Dataset):
     folder (first capture group), e.g. ``'^([^/]+)/'`` for ``angry/spk01/x.wav`` or
     ``'^(S[MF]\\d+)_'`` for ``angry/SM1_F01_A001.wav``. Without it every file has speaker
     ``unknown``, which the speaker-independent protocol refuses.
+
+    Hidden files and folders (``.x``, macOS ``._x`` resource forks) and ``__MACOSX`` folders
+    are ignored. With ``labels``, an emotion folder whose label is not declared is an error
+    (a stray ``misc/`` folder does not silently become a class).
     """
 
     name: ClassVar[str] = "folder"
@@ -44,6 +48,20 @@ class FolderDataset(Dataset):
             default_factory=dict,
             description="Folder name -> canonical label, before the built-in aliases.",
         )
+        labels: list[str] | None = Field(
+            None,
+            min_length=1,
+            description="Declared label set (mapped like folder names); a folder with another label is an "
+            "error. Default: every subfolder is a label.",
+        )
+
+        @field_validator("label_map")
+        @classmethod
+        def _no_empty_targets(cls, v: dict[str, str]) -> dict[str, str]:
+            empty = sorted(k for k, target in v.items() if not target.strip())
+            if empty:
+                raise ValueError(f"label_map maps {empty} to an empty label")
+            return v
 
         @field_validator("speaker_regex")
         @classmethod
@@ -64,16 +82,25 @@ class FolderDataset(Dataset):
             raise DatasetError(f"folder dataset: root {root} does not exist or is not a folder")
         exts = {e.lower() if e.startswith(".") else "." + e.lower() for e in self.params.extensions}
         rx = re.compile(self.params.speaker_regex) if self.params.speaker_regex else None
+        declared = (
+            {canonical_label(lab, self.params.label_map) for lab in self.params.labels} if self.params.labels else None
+        )
         out: list[Utterance] = []
         unmatched: list[str] = []
+        undeclared: list[str] = []
         for emo_dir in sorted(
-            d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+            d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "__MACOSX"
         ):
             label = canonical_label(emo_dir.name, self.params.label_map)
+            if declared is not None and label not in declared:
+                undeclared.append(f"{emo_dir.name}/ ({label})")
+                continue
             for f in sorted(emo_dir.rglob("*")):
                 if not f.is_file() or f.suffix.lower() not in exts:
                     continue
                 rel = f.relative_to(emo_dir).as_posix()
+                if any(part.startswith(".") or part == "__MACOSX" for part in rel.split("/")):
+                    continue
                 speaker = "unknown"
                 if rx is not None:
                     m = rx.search(rel)
@@ -90,6 +117,11 @@ class FolderDataset(Dataset):
                         language=self.params.language,
                     )
                 )
+        if undeclared:
+            raise DatasetError(
+                f"folder dataset {root}: emotion folder(s) {', '.join(undeclared)} are not in the declared "
+                f"labels {sorted(declared or ())}; remove them, map them with label_map, or declare them"
+            )
         if unmatched:
             shown = ", ".join(unmatched[:10])
             raise DatasetError(

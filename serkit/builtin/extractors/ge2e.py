@@ -6,6 +6,10 @@ with the generalised end-to-end loss, weights inside the wheel. An utterance is 
 their mean is L2-normalised again. This module reproduces resemblyzer's
 ``VoiceEncoder.embed_utterance`` but stacks the windows of a whole batch of utterances
 into one LSTM forward pass, which is several times faster than one call per file.
+
+The work is split in two for the extraction driver: :meth:`Ge2e.prepare` (volume
+normalisation, silence trimming, mel windows: no model, runs in worker processes) and
+:meth:`Ge2e.extract_prepared` (the LSTM, in the process holding the model).
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from serkit.errors import AudioError, ModelError
 from serkit.interfaces.base import ComponentParams
@@ -66,6 +70,10 @@ def _import_resemblyzer() -> Any:
 class Ge2e(Extractor):
     """GE2E speaker d-vector (resemblyzer's pretrained encoder): ``(256,)`` float32, unit norm.
 
+    With ``output: partials`` the features are instead the d-vectors of the partial
+    windows, ``(P, 256)`` float32 with unit-norm rows (P grows with the duration:
+    ``rate`` windows per second), a sequence for a sequence encoder.
+
     Preprocessing as resemblyzer's ``preprocess_wav`` on 16 kHz audio: the volume is
     raised to -30 dBFS (never lowered), then, with ``trim_silence``, silences longer
     than ~0.2 s are cut using WebRTC VAD; if trimming leaves under 0.5 s, the untrimmed
@@ -108,6 +116,29 @@ class Ge2e(Extractor):
             gt=0,
             description="Learning-rate multiplier of the encoder when fine-tuned (the paper: 0.01).",
         )
+        output: Literal["embedding", "partials"] = Field(
+            "embedding",
+            description="'embedding': one (256,) d-vector per utterance; 'partials': the "
+            "(P, 256) d-vectors of its partial windows, a sequence (needs an encoder).",
+        )
+
+        @model_validator(mode="after")
+        def _check(self) -> Ge2e.Params:
+            if self.finetune and self.output == "partials":
+                raise ValueError(
+                    "output 'partials' caches the encoder's outputs, but finetune: true caches its "
+                    "inputs (mel windows); choose one of them"
+                )
+            return self
+
+        @model_serializer(mode="wrap")
+        def _omit_default_output(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+            # ``output`` came after the first stores were written: its default is left out
+            # of dumps, so that the fingerprint (a hash of the dump) and those stores stay valid
+            data = handler(self)
+            if isinstance(data, dict) and data.get("output") == "embedding":
+                del data["output"]
+            return data
 
     params: Params
 
@@ -122,7 +153,7 @@ class Ge2e(Extractor):
 
     @property
     def output(self) -> Literal["vector", "sequence"]:
-        return "sequence" if self.params.finetune else "vector"
+        return "sequence" if self.params.finetune or self.params.output == "partials" else "vector"
 
     @property
     def trainable(self) -> bool:
@@ -205,10 +236,12 @@ class Ge2e(Extractor):
     def _partials(self, wav: np.ndarray) -> np.ndarray:
         """The partial mel windows of one preprocessed waveform: ``(P, 160, 40)``."""
         import numpy as np
+
+        resemblyzer = _import_resemblyzer()
         from resemblyzer.audio import wav_to_mel_spectrogram
 
-        encoder = self.load_encoder()
-        wav_slices, mel_slices = encoder.compute_partial_slices(
+        # a static method: the model is not needed (prepare() runs in worker processes)
+        wav_slices, mel_slices = resemblyzer.VoiceEncoder.compute_partial_slices(
             len(wav), self.params.rate, self.params.min_coverage
         )
         stop = wav_slices[-1].stop
@@ -218,24 +251,37 @@ class Ge2e(Extractor):
         return np.stack([mel[s] for s in mel_slices]).astype(np.float32, copy=False)
 
     def extract(self, wav: np.ndarray) -> np.ndarray:
-        """d-vector of one waveform: float32 ``(256,)`` with unit L2 norm."""
+        """Features of one waveform: float32 ``(256,)`` with unit L2 norm (see :meth:`extract_batch`)."""
         return self.extract_batch([wav])[0]
 
-    def extract_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """d-vectors of several waveforms, all partial windows in one forward pass.
+    def prepare(self, wav: np.ndarray) -> np.ndarray:
+        """Everything before the model: :meth:`preprocess`, then the partial mel windows.
+
+        Needs no model (the extraction driver runs it in worker processes).
 
         Args:
-            wavs: float32 ``(n_samples,)`` arrays at 16 kHz.
+            wav: float32 ``(n_samples,)`` at 16 kHz.
 
         Returns:
-            one float32 ``(256,)`` unit-norm array per waveform; with ``finetune`` the
-            flattened mel windows ``(P, 160 * 40)`` instead.
+            float32 ``(P, 160, 40)`` mel windows.
+        """
+        return self._partials(self.preprocess(wav))
+
+    def extract_prepared(self, windows: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Features from :meth:`prepare` outputs, all windows in one forward pass.
+
+        Args:
+            windows: float32 ``(P_i, 160, 40)`` per utterance.
+
+        Returns:
+            per utterance, by ``output``/``finetune``: the ``(256,)`` unit-norm d-vector
+            (the L2-normalised mean of its window embeddings); ``partials``: the window
+            embeddings ``(P_i, 256)``; ``finetune``: the flattened windows ``(P_i, 160 * 40)``.
         """
         import numpy as np
 
-        if not wavs:
+        if not windows:
             return []
-        windows = [self._partials(self.preprocess(w)) for w in wavs]  # each (P_i, 160, 40)
         if self.params.finetune:
             return [w.reshape(w.shape[0], -1).astype(np.float32, copy=False) for w in windows]
         counts = [w.shape[0] for w in windows]
@@ -244,13 +290,30 @@ class Ge2e(Extractor):
         out = []
         start = 0
         for n in counts:
-            raw = partial[start : start + n].mean(axis=0)
+            rows = partial[start : start + n]
             start += n
+            if self.params.output == "partials":
+                out.append(np.ascontiguousarray(rows, dtype=np.float32))
+                continue
+            raw = rows.mean(axis=0)
             norm = float(np.linalg.norm(raw))
             if not norm > 0:
                 raise AudioError("ge2e: the encoder gives a zero embedding for this audio")
             out.append((raw / norm).astype(np.float32))
         return out
+
+    def extract_batch(self, wavs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Features of several waveforms: :meth:`prepare` each, then :meth:`extract_prepared`.
+
+        Args:
+            wavs: float32 ``(n_samples,)`` arrays at 16 kHz.
+
+        Returns:
+            one float32 ``(256,)`` unit-norm array per waveform; with ``output: partials``
+            the ``(P, 256)`` window d-vectors; with ``finetune`` the flattened mel windows
+            ``(P, 160 * 40)``.
+        """
+        return self.extract_prepared([self.prepare(w) for w in wavs])
 
     def embed_windows(self, mels: np.ndarray) -> np.ndarray:
         """L2-normalised embeddings of mel windows.

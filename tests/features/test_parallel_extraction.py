@@ -1,0 +1,174 @@
+"""extract_features with worker processes: same features as threads, bad audio, the pool."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from serkit.builtin.extractors.mfcc import Mfcc
+from serkit.data.utterance import Utterance
+from serkit.errors import AudioError, SerkitError
+from serkit.features import FeatureStore, driver, extract_features
+
+
+def _utts(paths: list[Path]) -> list[Utterance]:
+    return [Utterance(id=f"u{i}", path=str(p), label="neutral", speaker="s") for i, p in enumerate(paths)]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_workers():
+    yield
+    driver.shutdown_workers()
+
+
+@pytest.fixture
+def wavs(make_wav) -> list[Path]:
+    return [make_wav(f"w{i}.wav", seconds=0.4 + 0.07 * i, f0=90 + 23 * i, seed=i) for i in range(9)]
+
+
+def _stored(store: FeatureStore, keys: dict[str, str]) -> dict[str, np.ndarray]:
+    return {uid: store.get(k) for uid, k in keys.items()}
+
+
+def test_auto_chooses_by_size_and_pool(tmp_path, wavs, frame_stats_cls, monkeypatch):
+    ext = Mfcc()
+    utts = _utts(wavs)
+    driver.shutdown_workers()  # (the first test of the module: normally nothing to stop)
+    res = extract_features(utts, ext, FeatureStore(tmp_path / "a", ext), progress=False)
+    assert res.executor == "thread"  # 9 files: starting processes would cost more than it saves
+    monkeypatch.setattr(driver, "AUTO_PROCESS_MIN_FILES", 5)
+    res = extract_features(utts, ext, FeatureStore(tmp_path / "b", ext), progress=False)
+    assert res.executor == "process"
+    monkeypatch.setattr(driver, "AUTO_PROCESS_MIN_FILES", 10_000)
+    res = extract_features(utts[:2], ext, FeatureStore(tmp_path / "c", ext), progress=False)
+    assert res.executor == "process"  # the workers are running already: use them
+    # nothing to offload (a model without prepare()), no workers, or nothing to compute: threads
+    fs = frame_stats_cls()
+    assert extract_features(utts, fs, FeatureStore(tmp_path / "d", fs), progress=False).executor == "thread"
+    assert extract_features(utts, ext, FeatureStore(tmp_path / "e", ext), num_workers=0,
+                            progress=False).executor == "thread"
+    with pytest.raises(SerkitError, match=r"executor must be 'auto', 'thread' or 'process', got 'gpu'"):
+        extract_features(utts, ext, FeatureStore(tmp_path / "f", ext), executor="gpu", progress=False)  # type: ignore[arg-type]
+
+
+def test_processes_compute_what_threads_compute(tmp_path, wavs):
+    ext = Mfcc(n_mfcc=13, n_mels=26, cmvn=True)  # (deltas would make the workers import librosa)
+    utts = _utts(wavs)
+    by = {}
+    for executor in ("thread", "process"):
+        store = FeatureStore(tmp_path / executor, ext)
+        res = extract_features(utts, ext, store, batch_size=4, num_workers=2, executor=executor, progress=False)
+        assert (res.executor, res.computed, res.failed) == (executor, 9, [])
+        by[executor] = (res, _stored(store, res.keys))
+    (t_res, t_arr), (p_res, p_arr) = by["thread"], by["process"]
+    assert t_res.keys == p_res.keys and t_res.audio_seconds == pytest.approx(p_res.audio_seconds)
+    for uid in t_arr:
+        assert p_arr[uid].shape == (1 + round(16000 * (0.4 + 0.07 * int(uid[1:]))) // 160, 13)
+        np.testing.assert_array_equal(p_arr[uid], t_arr[uid])  # bit-identical
+
+
+def test_extractors_with_unpicklable_params_classes(tmp_path, wavs):
+    """Recipes give extractors a params class made on the fly (with ``type``), which cannot
+    be pickled by reference: the workers rebuild the extractor from its class and params."""
+    from typing import Literal
+
+    from pydantic import create_model
+
+    recipe_params = create_model("RecipeMfcc", __base__=Mfcc.Params, type=(Literal["mfcc"], "mfcc"))
+    ext = Mfcc(recipe_params(n_mfcc=20))
+    assert driver._spec(ext)[0] is Mfcc and "type" not in driver._spec(ext)[1]
+    utts = _utts(wavs[:3])
+    res = extract_features(utts, ext, FeatureStore(tmp_path, ext), executor="process", progress=False)
+    plain = Mfcc(n_mfcc=20)
+    assert plain.fingerprint() == ext.fingerprint()
+    for u in utts:
+        from serkit.data.audio import load_audio
+
+        np.testing.assert_array_equal(FeatureStore(tmp_path, ext).get(res.keys[u.id]),
+                                      plain.extract(load_audio(u.path, 16000)))
+
+
+def test_bad_audio_through_worker_processes(tmp_path, wavs):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wav file" * 20)
+    silent = tmp_path / "silent.wav"
+    import soundfile as sf
+
+    sf.write(silent, np.zeros(8000, np.float32), 16000)
+    utts = _utts([wavs[0], bad, wavs[1], silent])
+    ext = Mfcc()
+    store = FeatureStore(tmp_path / "s", ext)
+    res = extract_features(utts, ext, store, batch_size=2, executor="process", on_bad_audio="skip", progress=False)
+    assert res.computed == 2 and list(res.keys) == ["u0", "u2"]
+    failed = {uid: msg for uid, _, msg in res.failed}
+    assert set(failed) == {"u1", "u3"}
+    assert failed["u1"].startswith(f"{bad}: not a readable audio file")
+    assert failed["u3"] == f"{silent}: audio is all zeros (digital silence)"
+    store2 = FeatureStore(tmp_path / "s2", ext)
+    with pytest.raises(AudioError, match=r"broken.wav: not a readable audio file"):
+        extract_features(utts, ext, store2, batch_size=2, executor="process", progress=False)
+
+
+def test_models_stay_in_the_calling_process(tmp_path, wavs, frame_stats_cls):
+    """An extractor that is not parallel-safe (a test class the workers could not even
+    import) runs in the calling process; the workers only load the audio."""
+
+    class Recording(frame_stats_cls):
+        def extract_batch(self, wavs):
+            self.seen = [*getattr(self, "seen", []), os.getpid()]
+            return super().extract_batch(wavs)
+
+    ext = Recording()
+    utts = _utts(wavs)
+    res = extract_features(utts, ext, FeatureStore(tmp_path / "p", ext), batch_size=4, executor="process",
+                           progress=False)
+    assert res.executor == "process" and res.computed == 9
+    assert set(ext.seen) == {os.getpid()} and len(ext.seen) == 3
+    ref_store = FeatureStore(tmp_path / "t", ext)
+    ref = extract_features(utts, ext, ref_store, executor="thread", progress=False)
+    got = _stored(FeatureStore(tmp_path / "p", ext), res.keys)
+    for uid, arr in _stored(ref_store, ref.keys).items():
+        np.testing.assert_array_equal(got[uid], arr)
+
+
+def test_daemonic_processes_cannot_start_workers(tmp_path, wavs, monkeypatch):
+    import multiprocessing
+
+    ext = Mfcc()
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    assert multiprocessing.current_process().daemon
+    monkeypatch.setattr(driver, "AUTO_PROCESS_MIN_FILES", 1)
+    res = extract_features(_utts(wavs[:2]), ext, FeatureStore(tmp_path / "a", ext), progress=False)
+    assert res.executor == "thread"
+    with pytest.raises(SerkitError, match=r"cannot start worker processes from a daemonic process"):
+        extract_features(_utts(wavs[:2]), ext, FeatureStore(tmp_path / "b", ext), executor="process",
+                         progress=False)
+
+
+def test_a_dying_worker_is_reported_and_the_next_call_recovers(tmp_path, make_wav, frame_stats_cls):
+    killed: list[int] = []
+
+    class Killing(frame_stats_cls):  # kills a worker while the extraction uses the pool
+        def extract_batch(self, wavs):
+            if not killed:
+                pid = next(iter(driver._POOL._processes))
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+                time.sleep(0.3)  # the pool notices
+            return super().extract_batch(wavs)
+
+    utts = _utts([make_wav(f"w{i}.wav", seconds=0.3, f0=100 + 9 * i, seed=i) for i in range(40)])
+    ext = Killing()
+    store = FeatureStore(tmp_path / "s", ext)
+    with pytest.raises(SerkitError, match=r"an extraction worker process died or could not start .*"
+                                          r"executor 'thread' .* Finished batches are kept"):
+        extract_features(utts, ext, store, batch_size=4, executor="process", progress=False)
+    assert killed and driver._POOL is None  # the broken pool is dropped
+    kept = len(store)
+    res = extract_features(utts, ext, store, batch_size=4, executor="process", progress=False)
+    assert res.executor == "process" and (res.cached, res.computed) == (kept, 40 - kept)  # a fresh pool
