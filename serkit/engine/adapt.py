@@ -1,5 +1,4 @@
-"""Starting a model from a trained run (``init_from``), freezing what it brings (``freeze``),
-and the zero-shot baseline of adapting to a new domain.
+"""Starting a model from a trained run (``init_from``) and freezing what it brings (``freeze``).
 
 The new model holds the initial run's domains ("inherited", kept with their gates and
 heads, so ``serkit predict --domain <old>`` still works on the adapted run) followed by the
@@ -27,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -42,7 +40,6 @@ __all__ = [
     "freeze_inherited",
     "load_init_source",
     "merge_heads",
-    "zero_shot",
 ]
 
 
@@ -351,74 +348,3 @@ class FreezeGuard:
 def freeze_inherited(model: nn.Module, report: InitReport, parts: Sequence[str]) -> FreezeGuard:
     """Freeze the inherited parameters under ``parts`` (see :class:`FreezeGuard`)."""
     return FreezeGuard(model, report, parts)
-
-
-@torch.no_grad()
-def zero_shot(
-    model: nn.Module,
-    loaders: Mapping[str, Any],
-    target_labels: Sequence[str],
-    sources: Mapping[str, Sequence[str]],
-    device: torch.device,
-) -> dict[str, Any]:
-    """Cross-lingual zero-shot: each inherited domain's gate and head on a new domain's data,
-    restricted to the labels both share; the source is chosen by validation UA.
-
-    Args:
-        loaders: ``"val"`` / ``"test"`` -> loader of the new domain (targets index
-            ``target_labels``; the batch's ``domain`` is ignored).
-        target_labels: the new domain's head labels.
-        sources: inherited domain -> its head labels.
-
-    Returns:
-        ``{"source": best domain, "labels": shared labels, "val": metrics, "test": metrics,
-        "candidates": {domain: val UA}}``; ``{}`` when no inherited domain shares two labels.
-    """
-    from serkit.engine.data import Batch
-    from serkit.metrics.functional import classification_metrics
-
-    def run(domain: str, labels: Sequence[str], loader: Any) -> dict[str, Any]:
-        shared = [lab for lab in target_labels if lab in labels]
-        cols = torch.tensor([list(labels).index(lab) for lab in shared], device=device)
-        to_shared = {target_labels.index(lab): i for i, lab in enumerate(shared)}
-        y_true: list[np.ndarray] = []
-        y_pred: list[np.ndarray] = []
-        for batch in loader:
-            keep = [i for i, t in enumerate(batch.targets.tolist()) if t in to_shared]
-            if not keep:
-                continue
-            batch = batch.to(device)
-            logits, _ = model(Batch(batch.streams, batch.targets, domain, batch.indices))
-            sel = torch.tensor(keep, device=device)
-            pred = logits[sel][:, cols].argmax(dim=1).cpu().numpy()
-            y_pred.append(pred)
-            y_true.append(np.array([to_shared[batch.targets[i].item()] for i in keep]))
-        if not y_true:
-            return {"ua": float("nan"), "wa": float("nan"), "n": 0}
-        out = classification_metrics(np.concatenate(y_true), np.concatenate(y_pred), len(shared))
-        out["n"] = int(sum(len(y) for y in y_true))
-        return out
-
-    was_training = model.training
-    model.eval()
-    candidates: dict[str, float] = {}
-    best: str | None = None
-    for domain, labels in sources.items():
-        if len([lab for lab in target_labels if lab in labels]) < 2:
-            continue
-        val = run(domain, labels, loaders["val"])
-        candidates[domain] = float(val["ua"])
-        if best is None or (np.isfinite(val["ua"]) and val["ua"] > candidates.get(best, -np.inf)):
-            best = domain
-    result: dict[str, Any] = {}
-    if best is not None:
-        labels = sources[best]
-        result = {
-            "source": best,
-            "labels": [lab for lab in target_labels if lab in labels],
-            "val": run(best, labels, loaders["val"]),
-            "test": run(best, labels, loaders["test"]),
-            "candidates": candidates,
-        }
-    model.train(was_training)
-    return result

@@ -199,6 +199,9 @@ def learning_curve(
                 run_recipe(recipe, out=run_dir, source=source, progress=progress, resume=resume)
             runs = _runs_of(run_dir)
             curve["runs"][f"k{kn}/{method}"] = str(run_dir)
+            if "chance" not in curve:
+                labels = json.loads((run_dir / "results.json").read_text(encoding="utf-8"))["domains"][domain]["labels"]
+                curve["chance"] = 1.0 / len(labels)
             if method in methods:
                 for metric in ("ua", "wa"):
                     curve[metric][method][kn] = _stats([float(r["test"][domain][metric]) for r in runs])
@@ -281,6 +284,8 @@ def plot_curve(curve: dict[str, Any]) -> bytes:
                 es.append(s["std"])
         if xs:
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m.replace("_", "-"))
+    if curve.get("chance"):
+        ax.axhline(curve["chance"], color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(range(len(ks)), [str(k) for k in ks])
     ax.set_xlabel("labelled training utterances per class (K)")
     ax.set_ylabel("test UA (mean ± std)")

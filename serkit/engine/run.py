@@ -266,6 +266,16 @@ def plan_splits(
                     )
                 if not s.val:
                     raise DatasetError(f"domains.{d}: repeat {r} fold {f} has an empty val set")
+                val_labels = {dd.utterances[i].label for i in s.val}
+                blind = [lab for lab in own_labels[d] if lab not in val_labels]
+                if blind:
+                    warnings.warn(
+                        f"domains.{d}: repeat {r} fold {f}: the validation set has no utterances of {blind}, "
+                        "so model selection cannot see them (speakers who show few emotions; try other "
+                        "protocol.val_speakers or fewer folds)",
+                        UserWarning,
+                        stacklevel=2,
+                    )
             if not s.test and not test_only:
                 raise DatasetError(f"domains.{d}: repeat {r} fold {f} has an empty test set")
             splits[d][f"r{r}-f{f}"] = s
@@ -309,6 +319,7 @@ def run_recipe(
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.distributed import init_distributed, run_device
     from serkit.engine.model import build_model, head_plan
+    from serkit.engine.start import init_source_for, init_summary, start_from, zero_shot_baseline
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
@@ -327,7 +338,7 @@ def run_recipe(
     registry = manager.registry
     hook = manager.hook
     device = run_device(dist, resolve_device(recipe.device))
-    init = _init_source(recipe, registry, source)
+    init = init_source_for(recipe, registry, source)
     if init is not None:
         recipe = init[1]
     with dist.main_first():  # rank 0 first: a generated corpus is written once
@@ -477,7 +488,7 @@ def run_recipe(
         guard = None
         init_info: dict[str, Any] = {}
         if init is not None:
-            guard, init_info = _start_from(recipe, init[0], model, list(model_labels))
+            guard, init_info = start_from(recipe, init[0], model, list(model_labels))
         main_losses = torch.nn.ModuleDict(
             {
                 d: registry.create("loss", recipe.loss.main).build(int(model.fusion.out_dim), len(labels[d]))
@@ -528,7 +539,7 @@ def run_recipe(
         if init is not None:
             whole_val = {d: loader(d, "val", False, 1) for d in val_l} if dist.enabled else val_l
             whole_test = {d: loader(d, "test", False, 1) for d in test_l} if dist.enabled else test_l
-            init_info["zero_shot"] = _zero_shot(
+            init_info["zero_shot"] = zero_shot_baseline(
                 model, init[0], domains, whole_val, whole_test, model_labels, device
             )
 
@@ -617,7 +628,7 @@ def run_recipe(
         device=str(device),
     )
     if init is not None:
-        results["init_from"] = _init_summary(recipe, init[0], outcomes)
+        results["init_from"] = init_summary(recipe, init[0], outcomes)
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
     write_html(run_dir, results, write_plots(run_dir, results))
@@ -697,104 +708,3 @@ def _speaker_norms(
             console.print(f"  [yellow]warning:[/] {msg}")
         out[d] = {sid: speaker_stats(dd.keys[sid], speakers, store) for sid, store in stores.items()}
     return out
-
-
-def _init_source(recipe: Any, registry: Any, source: str) -> tuple[Any, Any] | None:
-    """``(InitSource, recipe with the run's heads merged in)`` when the recipe has ``init_from``."""
-    from serkit.config.recipe import validate_recipe_data
-    from serkit.engine.adapt import check_compatible, load_init_source, merge_heads
-
-    bad = [f"domains.{d}.fusion_from" for d, spec in recipe.domains.items() if spec.fusion_from]
-    if recipe.init_from is None:
-        if recipe.freeze or bad:
-            fields = (["freeze"] if recipe.freeze else []) + bad
-            raise SerkitError(f"{source}: {', '.join(fields)} need init_from (a trained run to start from)")
-        return None
-    init = load_init_source(recipe.init_from.run, recipe.init_from.checkpoint)
-    check_compatible(recipe, init)
-    for d, spec in recipe.domains.items():
-        if spec.fusion_from and spec.fusion_from not in init.labels:
-            raise SerkitError(
-                f"{source}: domains.{d}.fusion_from: {spec.fusion_from!r} is not a domain of {init.run_dir}; "
-                f"its domains: {', '.join(init.domains)}"
-            )
-        if spec.fusion_from and d in init.labels:
-            raise SerkitError(f"{source}: domains.{d}.fusion_from: {d!r} is already a domain of {init.run_dir}")
-    merged = merge_heads(recipe.model_dump(mode="json"), init)
-    return init, validate_recipe_data(merged, source=source, registry=registry)
-
-
-def _start_from(recipe: Any, init: Any, model: Any, domain_order: list[str]) -> tuple[Any, dict[str, Any]]:
-    """Load the initial run into ``model`` and freeze what the recipe names."""
-    from serkit.engine.adapt import apply_init, freeze_inherited
-
-    fusion_from = {d: spec.fusion_from for d, spec in recipe.domains.items() if spec.fusion_from}
-    report = apply_init(model, init, domain_order, fusion_from)
-    guard = freeze_inherited(model, report, recipe.freeze) if recipe.freeze else None
-    info: dict[str, Any] = {
-        "run": str(init.run_dir),
-        "checkpoint": init.checkpoint,
-        "loaded": len(report.whole) + len(report.rows),
-        "fresh": len(report.fresh),
-    }
-    return guard, info
-
-
-def _zero_shot(
-    model: Any,
-    init: Any,
-    domains: dict[str, DomainData],
-    val_l: dict[str, Any],
-    test_l: dict[str, Any],
-    model_labels: dict[str, list[str]],
-    device: Any,
-) -> dict[str, Any]:
-    """The initial model's inherited heads on each new domain (before any training)."""
-    from serkit.engine.adapt import zero_shot
-
-    out: dict[str, Any] = {}
-    sources = {d: model_labels[d] for d in init.domains}
-    for d, dd in domains.items():
-        if d in init.labels or d not in val_l or d not in test_l:
-            continue
-        res = zero_shot(model, {"val": val_l[d], "test": test_l[d]}, dd.labels, sources, device)
-        if res:
-            out[d] = res
-    return out
-
-
-def _init_summary(recipe: Any, init: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
-    """results.json's ``init_from``: frozen check, zero-shot baseline, the old domains' tests."""
-    import numpy as np
-
-    from serkit.report.results import mean_std
-
-    checks = [o["init"]["frozen"] for o in outcomes if "frozen" in o.get("init", {})]
-    zero: dict[str, Any] = {}
-    for d in {d for o in outcomes for d in o.get("init", {}).get("zero_shot", {})}:
-        zs = [o["init"]["zero_shot"][d] for o in outcomes if d in o.get("init", {}).get("zero_shot", {})]
-        zero[d] = {
-            "sources": sorted({z["source"] for z in zs}),
-            "labels": zs[0]["labels"],
-            "ua": mean_std([z["test"]["ua"] for z in zs]),
-            "wa": mean_std([z["test"]["wa"] for z in zs]),
-        }
-    old: dict[str, Any] = {}
-    try:
-        prior = json.loads((init.run_dir / "results.json").read_text(encoding="utf-8"))
-        run = next(r for r in prior.get("runs", []) if r.get("id") == init.checkpoint)
-        old = {d: {"ua": float(m["ua"]), "wa": float(m["wa"])} for d, m in run.get("test", {}).items()}
-    except (OSError, ValueError, StopIteration):
-        pass
-    parts = set(recipe.freeze)
-    return {
-        "run": str(init.run_dir),
-        "checkpoint": init.checkpoint,
-        "freeze": list(recipe.freeze),
-        "frozen": {"runs": len(outcomes), "identical": int(np.sum([c["identical"] for c in checks]))}
-        if checks
-        else {},
-        "zero_shot": zero,
-        "old_domains": old,
-        "old_unchanged": {"encoders", "fusion", "heads"} <= parts,
-    }

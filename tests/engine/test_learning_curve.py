@@ -93,6 +93,7 @@ def test_learning_curve_adaptation_beats_scratch_at_k10(trained: Path, tmp_path:
     curve = json.loads((out / "curve.json").read_text())
     ua = curve["ua"]
     assert set(ua) == {"adapt", "scratch", "probe", "zero_shot"}
+    assert curve["chance"] == 0.25
     assert all(ua[m]["10"]["n"] == 4 for m in ua)
     margin = ua["adapt"]["10"]["mean"] - ua["scratch"]["10"]["mean"]
     print(f"adapt {ua['adapt']['10']} scratch {ua['scratch']['10']} margin {margin:.4f}")

@@ -205,6 +205,23 @@ def test_a_class_left_without_training_data_by_a_fold_is_an_error() -> None:
     )
 
 
+def test_a_validation_set_blind_to_a_label_is_warned_about() -> None:
+    """Speakers s0-s3 are angry only, s4-s5 both: some folds' val speakers never say 'sad'."""
+    r = recipe({"type": "manifest", "path": "m.csv", "check_files": False}, {"type": "speaker", "k": 3})
+    utts = [Utterance(f"s{s}-{i}", f"/x/{s}/{i}.wav", "angry", f"s{s}") for s in range(6) for i in range(4)]
+    utts += [Utterance(f"s{s}-sad{i}", f"/x/{s}/sad{i}.wav", "sad", f"s{s}") for s in (4, 5) for i in range(4)]
+    with pytest.warns(UserWarning) as caught:
+        _, splits = plan_splits(r, {"xa": DomainData(utts, ["angry", "sad"], {})}, {"xa": ["angry", "sad"]})
+    blind = [str(w.message) for w in caught if "validation set has no utterances" in str(w.message)]
+    assert blind, [str(w.message) for w in caught]
+    for msg in blind:
+        run_id = "r{}-f{}".format(*msg.split("repeat ")[1].split(":")[0].split(" fold "))
+        val = splits["xa"][run_id].val
+        expected = f"domains.xa: repeat 0 fold {run_id[-1]}: the validation set has no utterances of ['sad']"
+        assert msg.startswith(expected)
+        assert {utts[i].label for i in val} == {"angry"}
+
+
 @pytest.mark.parametrize("k", [0, 1, -3, True, 2.5, "3"])
 def test_speaker_folds_refuse_impossible_k(k: Any) -> None:
     with pytest.raises(DatasetError) as info:
