@@ -187,7 +187,7 @@ def _onnx_head(model: LoadedModel, domain: str) -> torch.nn.Module:
                 else:
                     values[info.name] = inputs[k]
                     k += 1
-            fused = self.network.fusion(self.network.encode(values), domain)
+            fused = self.network.fusion(self.network.encode(values, domain), domain)
             return self.network.heads[self.network.head_of[domain]](fused.representation)
 
     return _DomainClassifier().eval()

@@ -193,6 +193,13 @@ class DataSpec(_Section):
         "'auto': processes when at least 500 files are to be computed and the extractor has work for them "
         "(mfcc, ge2e), else threads.",
     )
+    standardize: Literal["none", "global", "domain"] = Field(
+        "none",
+        description="Standardise every stream's features (per dimension) with statistics of the run's "
+        "training split: 'global' pools every domain, 'domain' keeps one set per domain (corpus "
+        "normalisation, for corpora recorded at different levels). Stored in the model, so predict and "
+        "exports apply them. Not transductive. Fine-tuned extractors' inputs are left as they are.",
+    )
     speaker_norm: bool = Field(
         False,
         description="Standardise every stream per speaker (mean/std over the speaker's utterances). "

@@ -131,6 +131,8 @@ def check_compatible(recipe: Any, source: InitSource) -> None:
                 was, now = old["features"][sid].get(part), data["features"][sid].get(part)
                 problems += _diff(was, now, f"features.{sid}.{part}")
     problems += _diff(old.get("fusion"), data["fusion"], "fusion")
+    was = (old.get("data") or {}).get("standardize", "none")
+    problems += _diff(was, data["data"]["standardize"], "data.standardize")
     if problems:
         raise ModelError(
             f"init_from {source.run_dir}: the recipe's model does not match the run's:\n"

@@ -25,6 +25,9 @@ class SerModel(nn.Module):
         heads: head id -> classification tower ``(B, D) -> (B, C_head)``.
         head_of: domain id -> head id (several domains may share one head).
         labels: domain id -> label names of its head's outputs (index order).
+        norms: optional feature standardisation applied before the encoders: key -> stream
+            id -> :class:`serkit.nn.standardize.Standardize`, where the key is ``"*"`` (one
+            set for every domain) or a domain id.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class SerModel(nn.Module):
         heads: Mapping[str, nn.Module],
         head_of: Mapping[str, str],
         labels: Mapping[str, Sequence[str]],
+        norms: Mapping[str, Mapping[str, nn.Module]] | None = None,
     ) -> None:
         super().__init__()
         self.stream_infos = list(streams)
@@ -43,12 +47,19 @@ class SerModel(nn.Module):
         self.heads = nn.ModuleDict(dict(heads))
         self.head_of = dict(head_of)
         self.labels = {d: list(v) for d, v in labels.items()}
+        self.norms = nn.ModuleDict({k: nn.ModuleDict(dict(v)) for k, v in (norms or {}).items()})
 
-    def encode(self, streams: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        """Stream inputs -> one vector per stream: ``{id: (B, k_i)}``."""
+    def encode(self, streams: Mapping[str, Any], domain: str | None = None) -> dict[str, torch.Tensor]:
+        """Stream inputs -> one vector per stream: ``{id: (B, k_i)}``.
+
+        ``domain`` picks the standardisation statistics when they are per domain."""
         out: dict[str, torch.Tensor] = {}
+        norms = self._norms_of(domain)
         for info in self.stream_infos:
             value = streams[info.name]
+            if info.name in norms:
+                norm = norms[info.name]
+                value = (norm(value[0]), value[1]) if isinstance(value, tuple) else norm(value)
             if info.name in self.encoders:
                 x, lengths = value
                 out[info.name] = self.encoders[info.name](x, lengths)
@@ -56,12 +67,24 @@ class SerModel(nn.Module):
                 out[info.name] = value
         return out
 
+    def _norms_of(self, domain: str | None) -> Mapping[str, nn.Module]:
+        if not len(self.norms):
+            return {}
+        if "*" in self.norms:
+            return self.norms["*"]
+        if domain is None or domain not in self.norms:
+            raise ModelError(
+                f"per-domain feature standardisation needs a known domain; got {domain!r}; "
+                f"domains: {', '.join(self.norms)}"
+            )
+        return self.norms[domain]
+
     def forward(self, batch: Batch) -> tuple[torch.Tensor, Any]:
         """Logits ``(B, C)`` of the batch's domain head, and the fusion output."""
         head = self.head_of.get(batch.domain)
         if head is None:
             raise ModelError(f"no head for domain {batch.domain!r}; domains: {', '.join(self.head_of)}")
-        fused = self.fusion(self.encode(batch.streams), batch.domain)
+        fused = self.fusion(self.encode(batch.streams, batch.domain), batch.domain)
         return self.heads[head](fused.representation), fused
 
 
@@ -119,4 +142,12 @@ def build_model(
             continue
         head_spec = recipe.heads.get(h) or recipe.heads["default"]
         heads[h] = registry.create("head", head_spec).build(int(fusion.out_dim), len(labels[d]))
-    return SerModel(streams, encoders, fusion, heads, head_of, labels)
+    norms: dict[str, dict[str, nn.Module]] = {}
+    mode = getattr(getattr(recipe, "data", None), "standardize", "none")
+    if mode != "none":
+        from serkit.nn.standardize import Standardize
+
+        trainable = {s.name for s in streams if getattr((extractors or {}).get(s.name), "trainable", False)}
+        for key in ["*"] if mode == "global" else domains:
+            norms[key] = {s.name: Standardize(s.dim) for s in streams if s.name not in trainable}
+    return SerModel(streams, encoders, fusion, heads, head_of, labels, norms)

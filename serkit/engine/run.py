@@ -319,6 +319,7 @@ def run_recipe(
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.distributed import init_distributed, run_device
     from serkit.engine.model import build_model, head_plan
+    from serkit.engine.standardize import fit_standardize
     from serkit.engine.start import init_source_for, init_summary, start_from, zero_shot_baseline
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
@@ -489,6 +490,15 @@ def run_recipe(
         init_info: dict[str, Any] = {}
         if init is not None:
             guard, init_info = start_from(recipe, init[0], model, list(model_labels))
+        if len(model.norms):  # data.standardize: statistics of this run's training split
+            inherited = {k.split(".")[1] for k in init[0].weights if k.startswith("norms.")} if init else set()
+            fit_standardize(
+                model,
+                {d: dd.keys for d, dd in domains.items()},
+                {d: splits[d][run_id].train for d in domains},
+                stores,
+                keep=inherited,
+            )
         main_losses = torch.nn.ModuleDict(
             {
                 d: registry.create("loss", recipe.loss.main).build(int(model.fusion.out_dim), len(labels[d]))
