@@ -1,6 +1,6 @@
 # Two commands, each self-sufficient on a fresh machine:
 #   make quickstart   creates .venv if missing, installs serkit, runs recipes/quickstart.yaml
-#   make test         creates .venv if missing, installs serkit + test and hf extras, runs ruff and pytest
+#   make test         creates .venv if missing, installs serkit + its test, hf, docs, onnx, tensorboard and mlflow extras and the plugins, runs ruff and pytest
 #   make docs         builds the documentation site (mkdocs, strict) into site/
 #
 # TORCH_SPEC picks the torch build (default: the CPU wheel 2.13.0); GPU users can pass
@@ -39,7 +39,7 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check serkit tests plugins benchmarks
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
