@@ -129,12 +129,14 @@ def _runs_of(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _stats(values: list[float]) -> dict[str, Any]:
-    import numpy as np
+    """Mean and sample std (as in the run reports) of the finite values, and their count."""
+    from serkit.metrics.aggregate import mean_std
 
     vals = [v for v in values if math.isfinite(v)]
     if not vals:
         return {"mean": float("nan"), "std": float("nan"), "n": 0}
-    return {"mean": float(np.mean(vals)), "std": float(np.std(vals)), "n": len(vals)}
+    out = mean_std(vals)
+    return {"mean": out["mean"], "std": out["std"], "n": len(vals), "values": out["values"]}
 
 
 def _k_name(k: int | None) -> str:
@@ -254,7 +256,7 @@ def write_curve(out: Path, curve: dict[str, Any]) -> None:
     text = (
         f"# Learning curve: domain {curve['domain']}\n\n"
         f"Start: {curve['init_from']}. Protocol: {proto.get('type', '?')} "
-        f"({json.dumps(proto)}), repeats {curve['repeats']}; mean ± std over repeats x folds; "
+        f"({json.dumps(proto)}), repeats {curve['repeats']}; mean ± sample std over repeats x folds; "
         "K = labelled training utterances per class.\n"
         f"{note}\n## UA\n\n{curve_table(curve, 'markdown', 'ua')}\n## WA\n\n{curve_table(curve, 'markdown', 'wa')}"
     )
