@@ -114,6 +114,11 @@ def init_summary(recipe: Any, init: Any, outcomes: list[dict[str, Any]]) -> dict
     }
 
 
+def _shared(target_labels: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The new domain's labels that an inherited head also has, in the new domain's order."""
+    return [lab for lab in target_labels if lab in labels]
+
+
 @torch.no_grad()
 def zero_shot(
     model: nn.Module,
@@ -139,7 +144,7 @@ def zero_shot(
     from serkit.metrics.functional import classification_metrics
 
     def run(domain: str, labels: Sequence[str], loader: Any) -> dict[str, Any]:
-        shared = [lab for lab in target_labels if lab in labels]
+        shared = _shared(target_labels, labels)
         cols = torch.tensor([list(labels).index(lab) for lab in shared], device=device)
         to_shared = {target_labels.index(lab): i for i, lab in enumerate(shared)}
         y_true: list[np.ndarray] = []
@@ -165,7 +170,7 @@ def zero_shot(
     candidates: dict[str, float] = {}
     best: str | None = None
     for domain, labels in sources.items():
-        if len([lab for lab in target_labels if lab in labels]) < 2:
+        if len(_shared(target_labels, labels)) < 2:
             continue
         val = run(domain, labels, loaders["val"])
         candidates[domain] = float(val["ua"])
@@ -176,7 +181,7 @@ def zero_shot(
         labels = sources[best]
         result = {
             "source": best,
-            "labels": [lab for lab in target_labels if lab in labels],
+            "labels": _shared(target_labels, labels),
             "val": run(best, labels, loaders["val"]),
             "test": run(best, labels, loaders["test"]),
             "candidates": candidates,

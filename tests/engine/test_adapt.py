@@ -47,6 +47,14 @@ def write(tmp_path: Path, name: str, domains: str, extra: str = "", epochs: int 
     return p
 
 
+def run_adapted(recipe: Path, out: Path, base_run: Path) -> tuple[dict, dict]:
+    """Run ``recipe`` into ``out``; the weights of the base run and of the new run."""
+    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
+    old = load_file(str(base_run / "checkpoints" / "r0-f0.safetensors"))
+    new = load_file(str(out / "checkpoints" / "r0-f0.safetensors"))
+    return old, new
+
+
 @pytest.fixture(scope="module")
 def base_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("base")
@@ -64,9 +72,7 @@ def test_frozen_parts_stay_bit_identical_and_new_domain_trains(base_run: Path, t
         extra=f"init_from: {base_run}\nfreeze: [encoders, fusion, heads]",
     )
     out = tmp_path / "adapted"
-    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
-    old = load_file(str(base_run / "checkpoints" / "r0-f0.safetensors"))
-    new = load_file(str(out / "checkpoints" / "r0-f0.safetensors"))
+    old, new = run_adapted(recipe, out, base_run)
     # the run's domains keep every weight they use, bit for bit
     for name, value in old.items():
         if name.startswith("fusion.") and new[name].shape != value.shape:  # stacked over domains
@@ -197,9 +203,7 @@ def test_fusion_from_copies_and_freezes_a_domains_fusion(base_run: Path, tmp_pat
     )
     recipe.write_text(text)
     out = tmp_path / "probe"
-    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
-    old = load_file(str(base_run / "checkpoints" / "r0-f0.safetensors"))
-    new = load_file(str(out / "checkpoints" / "r0-f0.safetensors"))
+    old, new = run_adapted(recipe, out, base_run)
     assert torch.equal(new["fusion.gates.2.weight"], old["fusion.gates.0.weight"])
     assert torch.equal(new["fusion.transitions"][2], old["fusion.transitions"][0])
     assert torch.equal(new["fusion.connectivity.log_kappa"][2], old["fusion.connectivity.log_kappa"][0])
@@ -215,9 +219,7 @@ def test_fusion_from_rows_train_unless_frozen_by_name(base_run: Path, tmp_path: 
         extra=f"init_from: {base_run}\nfreeze: [encoders, fusion, heads]",
     )
     out = tmp_path / "adapted"
-    assert run_cli(["run", str(recipe), "--out", str(out), "--quiet"]) == 0
-    old = load_file(str(base_run / "checkpoints" / "r0-f0.safetensors"))
-    new = load_file(str(out / "checkpoints" / "r0-f0.safetensors"))
+    old, new = run_adapted(recipe, out, base_run)
     # started from xb's gate and NAS rows, then trained; xb's own rows untouched
     assert new["fusion.gates.2.weight"].shape == old["fusion.gates.1.weight"].shape
     assert not torch.equal(new["fusion.gates.2.weight"], old["fusion.gates.1.weight"])

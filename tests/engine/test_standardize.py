@@ -45,24 +45,29 @@ def test_standardize_math() -> None:
     assert set(norm.state_dict()) == {"mean", "std"}
 
 
-def _train_means(run: Path, domains: list[str], run_id: str) -> np.ndarray:
-    """Mean MFCC frame of the run's training utterances, recomputed from the audio."""
+def _split(run: Path, domain: str, run_id: str, which: str) -> list[tuple[str, str]]:
+    """``(audio path, label)`` of a run's train/val/test utterances, from splits/<domain>.csv."""
     import yaml
 
     from serkit.builtin.datasets.synthetic import SyntheticDataset
+
+    spec = yaml.safe_load(XA if domain == "xa" else XB)
+    spec.pop("type")
+    by_id = {u.id: u for u in SyntheticDataset(**spec).utterances()}
+    with open(run / "splits" / f"{domain}.csv", newline="") as f:
+        return [(by_id[r["id"]].path, r["label"]) for r in csv.DictReader(f) if r[run_id] == which]
+
+
+def _train_means(run: Path, domains: list[str], run_id: str) -> np.ndarray:
+    """Mean MFCC frame of the run's training utterances, recomputed from the audio."""
     from serkit.data.audio import load_audio
     from serkit.plugins import get_registry
 
     ext = get_registry().create("extractor", {"type": "mfcc", "n_mfcc": 13, "hop_ms": 20})
     frames = []
     for d in domains:
-        spec = yaml.safe_load(XA if d == "xa" else XB)
-        spec.pop("type")
-        by_id = {u.id: u for u in SyntheticDataset(**spec).utterances()}
-        with open(run / "splits" / f"{d}.csv", newline="") as f:
-            ids = [r["id"] for r in csv.DictReader(f) if r[run_id] == "train"]
-        for i in ids:
-            wav = load_audio(by_id[i].path, ext.sample_rate)
+        for path, _ in _split(run, d, run_id, "train"):
+            wav = load_audio(path, ext.sample_rate)
             frames.append(np.asarray(ext.extract(wav), dtype=np.float64))
     return np.concatenate(frames).mean(axis=0)
 
@@ -92,18 +97,10 @@ def test_statistics_come_from_the_training_split_and_predict_uses_them(tmp_path:
     # the model applies them when predicting: the run's own test split gives its reported WA
     model = load_model(out, device="cpu")
     reported = json.loads((out / "results.json").read_text())["runs"][0]["test"]
-    import yaml
-
-    from serkit.builtin.datasets.synthetic import SyntheticDataset
-
     for d in ("xa", "xb"):
-        spec = yaml.safe_load(XA if d == "xa" else XB)
-        spec.pop("type")
-        by_id = {u.id: u for u in SyntheticDataset(**spec).utterances()}
-        with open(out / "splits" / f"{d}.csv", newline="") as f:
-            rows = [r for r in csv.DictReader(f) if r["r0-f1"] == "test"]
-        preds = model.predict([by_id[r["id"]].path for r in rows], d)
-        correct = sum(p.label == r["label"] for p, r in zip(preds, rows, strict=True))
+        rows = _split(out, d, "r0-f1", "test")
+        preds = model.predict([path for path, _ in rows], d)
+        correct = sum(p.label == label for p, (_, label) in zip(preds, rows, strict=True))
         assert correct == round(reported[d]["wa"] * len(rows))
 
 
