@@ -368,3 +368,17 @@ def test_serkit_run_nproc_2_matches_a_single_process_run(tmp_path: Path) -> None
     assert rb["best_epoch"] == ra["best_epoch"]
     for row_a, row_b in zip(ra["history"], rb["history"], strict=True):
         assert _close(list(row_b.values()), list(row_a.values())), (row_a, row_b)
+
+
+def test_session_synchronises_its_cleanup_only_after_a_clean_finish(monkeypatch: pytest.MonkeyPatch) -> None:
+    import serkit.engine.distributed as mod
+
+    calls: list[bool] = []
+    ctx = DistContext(0, 2, 0, "gloo", owns_group=True)
+    monkeypatch.setattr(mod, "init_distributed", lambda device="auto": ctx)
+    monkeypatch.setattr(mod, "cleanup", lambda c, *, synchronize=True: calls.append(synchronize))
+    with mod.distributed_session("cpu") as got:
+        assert got is ctx
+    with pytest.raises(KeyError), mod.distributed_session("cpu"):
+        raise KeyError("a rank failed")  # the other ranks may never reach a barrier
+    assert calls == [True, False]
