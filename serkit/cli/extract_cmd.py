@@ -52,7 +52,10 @@ def torchrun_shard(environ: Any = None) -> tuple[int, int] | None:
                    "of the store. Default under torchrun: RANK/WORLD_SIZE; else everything.")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override a recipe field; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], quiet: bool) -> None:
+@click.option("--rehash", is_flag=True,
+              help="Read and hash every audio file, even those the stat index knows unchanged "
+                   "(same as SERKIT_REHASH=1).")
+def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], quiet: bool, rehash: bool) -> None:
     """Compute and cache the features of RECIPE's datasets (every stream), without training.
 
     \b
@@ -60,8 +63,10 @@ def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], qu
     serkit extract R.yaml --shard 3/8                   # machine 3 of 8 (array job)
     serkit extract R.yaml --set data.extract_executor=process --set data.extract_workers=4
 
-    Runs resume: what is cached is skipped. Bad audio stops the command (exit code 2)
-    unless the recipe says data.on_bad_audio: skip; skipped files are listed.
+    Runs resume: what is cached is skipped. Audio files unchanged since they were last
+    hashed (same size, inode and times) are not read again; --rehash reads them all.
+    Bad audio stops the command (exit code 2) unless the recipe says
+    data.on_bad_audio: skip; skipped files are listed.
     """
     shard = parse_shard(shard_text) if shard_text is not None else torchrun_shard()
     from serkit.cli.main import _plugin_warnings
@@ -69,10 +74,13 @@ def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], qu
 
     _plugin_warnings()
     rec, _ = load_recipe(recipe, overrides)
-    run_extraction(rec, shard=shard, progress=not quiet, shard_note="" if shard_text else "from torchrun")
+    run_extraction(rec, shard=shard, progress=not quiet, shard_note="" if shard_text else "from torchrun",
+                   rehash=rehash)
 
 
-def run_extraction(rec: Any, *, shard: tuple[int, int] | None, progress: bool, shard_note: str = "") -> int:
+def run_extraction(
+    rec: Any, *, shard: tuple[int, int] | None, progress: bool, shard_note: str = "", rehash: bool = False
+) -> int:
     """Extract every stream x domain of a validated recipe, printing one line each.
 
     Returns:
@@ -108,13 +116,14 @@ def run_extraction(rec: Any, *, shard: tuple[int, int] | None, progress: bool, s
                     progress=progress,
                     description=f"{sid} [{d}]",
                     shard=shard,
+                    rehash=rehash,
                 )
                 failed += len(res.failed)
                 others = f", {res.other_shards} left to other shards" if shard else ""
                 rtf = f", RTF x{res.real_time_factor:.1f}" if res.computed else ""
                 click.echo(
                     f"  {sid} [{d}]: {res.computed} computed, {res.cached} cached, {len(res.failed)} failed"
-                    f"{others} ({res.seconds:.1f} s, {res.executor} executor{rtf})"
+                    f"{others} ({res.seconds:.1f} s, {res.executor} executor{rtf}; {res.hashed} file(s) hashed)"
                 )
                 for uid, path, msg in res.failed[:20]:
                     click.echo(f"    skipped {uid} ({path}): {msg}")

@@ -1,6 +1,7 @@
 """The extraction driver: utterances -> features in a :class:`FeatureStore`, resumably.
 
-Pipeline: hash every audio file (threads) -> store keys -> keep this shard's contents
+Pipeline: hash every audio file (threads; unchanged files' hashes come from a stat index,
+:mod:`serkit.features.hash_index`) -> store keys -> keep this shard's contents
 (``shard=(i, n)``) -> skip what the store already holds -> load the missing audio with a
 bounded read-ahead in parallel workers -> compute the features in batches -> validate ->
 commit each batch in one transaction, from the calling process. A crash or Ctrl-C loses
@@ -55,6 +56,7 @@ import numpy as np
 from serkit.data.audio import file_sha256, load_audio
 from serkit.data.utterance import check_unique_ids
 from serkit.errors import AudioError, CacheError, SerkitError
+from serkit.features.hash_index import FileStat, HashIndex, rehash_forced
 
 if TYPE_CHECKING:
     from serkit.data.utterance import Utterance
@@ -97,6 +99,8 @@ class ExtractionResult:
         executor: ``"thread"`` or ``"process"``: what computed the features.
         shard: ``(i, n)`` of a sharded call, else None.
         other_shards: distinct audio contents left to the other shards.
+        hashed: audio files read to hash them; the hashes of the others came from the
+            stat index (:mod:`serkit.features.hash_index`).
     """
 
     keys: dict[str, str] = field(default_factory=dict)
@@ -108,6 +112,7 @@ class ExtractionResult:
     executor: str = "thread"
     shard: tuple[int, int] | None = None
     other_shards: int = 0
+    hashed: int = 0
 
     @property
     def real_time_factor(self) -> float:
@@ -256,6 +261,7 @@ def extract_features(
     description: str | None = None,
     executor: ExecutorName = "auto",
     shard: tuple[int, int] | None = None,
+    rehash: bool = False,
 ) -> ExtractionResult:
     """Compute the features of ``utterances`` that ``store`` does not hold yet.
 
@@ -277,6 +283,9 @@ def extract_features(
             shard, so that ``n`` ranks or machines can extract into one store at once
             (``n == 1``: everything, into the main file). Other shards' utterances are
             left out of ``keys`` and counted in ``other_shards``.
+        rehash: read and hash every audio file even when the stat index
+            (:mod:`serkit.features.hash_index`) knows it unchanged, and refresh the index
+            (also with the environment variable ``SERKIT_REHASH=1``).
 
     Returns:
         An :class:`ExtractionResult`.
@@ -305,9 +314,11 @@ def extract_features(
     writer = store if shard is None or shard[1] == 1 else store.for_shard(*shard)
 
     threads = ThreadPoolExecutor(max_workers=num_workers) if num_workers > 0 else None
+    index = HashIndex(store.path.parent)
     try:
         with _progress(show) if show else _null_progress() as bar:
-            jobs = _hash_and_group(utterances, store, threads, bar, label, on_bad_audio, result, shard)
+            hashes = _hash_files(utterances, index, rehash or rehash_forced(), threads, bar, label, result)
+            jobs = _group(utterances, hashes, store, on_bad_audio, result, shard)
 
             # resume: skip what is stored (in any file of the store)
             todo_keys = set(store.missing(jobs))
@@ -344,6 +355,7 @@ def extract_features(
                 batches = _thread_batches(todo, threads, extractor, mode, batch_size)
                 _consume(batches, extractor, mode, writer, on_bad_audio, result, bar, task)
     finally:
+        index.close()
         if threads is not None:
             threads.shutdown(wait=True, cancel_futures=True)
         if writer is not store:
@@ -354,19 +366,27 @@ def extract_features(
     return result
 
 
-def _hash_and_group(
+def _hash_files(
     utterances: Sequence[Utterance],
-    store: FeatureStore,
+    index: HashIndex,
+    rehash: bool,
     threads: ThreadPoolExecutor | None,
     bar: Any,
     label: str,
-    on_bad_audio: OnBadAudio,
     result: ExtractionResult,
-    shard: tuple[int, int] | None,
-) -> dict[str, _Job]:
-    """Hash each distinct path once, keep this shard's, group utterances by store key."""
+) -> dict[str, str | AudioError]:
+    """SHA-256 of each distinct path (or why it cannot be read): from the stat index when
+    the file is unchanged, else read (in threads) and then recorded in the index."""
     paths = list(dict.fromkeys(u.path for u in utterances))
-    hash_task = bar.add_task(f"{label}: hashing", total=len(paths), speed="") if bar is not None else None
+    absolute = {p: os.path.abspath(p) for p in paths}
+    stats = {p: FileStat.of(p) for p in paths}
+    known: dict[str, str] = {}
+    if not rehash:
+        known = index.lookup({absolute[p]: st for p, st in stats.items() if st is not None})
+    hashes: dict[str, str | AudioError] = {p: known[absolute[p]] for p in paths if absolute[p] in known}
+    todo = [p for p in paths if p not in hashes]
+    result.hashed = len(todo)
+    hash_task = bar.add_task(f"{label}: hashing", total=len(todo), speed="") if bar is not None and todo else None
 
     def hash_one(p: str) -> str | AudioError:
         try:
@@ -374,15 +394,28 @@ def _hash_and_group(
         except AudioError as err:
             return err
 
-    hashes: dict[str, str | AudioError] = {}
-    results = threads.map(hash_one, paths) if threads else map(hash_one, paths)
-    for p, h in zip(paths, results, strict=True):
+    started = time.time_ns()
+    results = threads.map(hash_one, todo) if threads else map(hash_one, todo)
+    for p, h in zip(todo, results, strict=True):
         hashes[p] = h
-        if bar is not None:
+        if hash_task is not None:
             bar.advance(hash_task)
-    if bar is not None:
+    if hash_task is not None:
         bar.remove_task(hash_task)
+    fresh = [(absolute[p], st, h) for p in todo if (st := stats[p]) is not None and isinstance(h := hashes[p], str)]
+    index.record(fresh, started)
+    return hashes
 
+
+def _group(
+    utterances: Sequence[Utterance],
+    hashes: dict[str, str | AudioError],
+    store: FeatureStore,
+    on_bad_audio: OnBadAudio,
+    result: ExtractionResult,
+    shard: tuple[int, int] | None,
+) -> dict[str, _Job]:
+    """Keep this shard's audio contents and group utterances by store key."""
     jobs: dict[str, _Job] = {}
     others: set[str] = set()
     for u in utterances:

@@ -55,6 +55,22 @@ def test_extract_caches_every_stream_and_domain(tmp_path, capsys):
     assert "  mfcc [xa]: 0 computed, 8 cached, 0 failed" in out and "thread executor" in out
 
 
+def test_unchanged_audio_is_not_hashed_again_unless_rehash_is_asked(tmp_path, capsys, monkeypatch):
+    from serkit.features import hash_index
+
+    monkeypatch.setattr(hash_index, "RACY_SECONDS", 0.0)  # the synthetic files are seconds old
+    monkeypatch.delenv("SERKIT_REHASH", raising=False)
+    recipe = _recipe(tmp_path, tmp_path / "features")
+    assert run_cli(["extract", str(recipe), "--quiet"]) == 0
+    assert "  mfcc [xa]: 8 computed, 0 cached, 0 failed (" in capsys.readouterr().out
+    assert run_cli(["extract", str(recipe), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "  mfcc [xa]: 0 computed, 8 cached, 0 failed" in out and "; 0 file(s) hashed)" in out
+    assert run_cli(["extract", str(recipe), "--quiet", "--rehash"]) == 0
+    out = capsys.readouterr().out
+    assert "  mfcc [xb]: 0 computed, 8 cached, 0 failed" in out and "; 8 file(s) hashed)" in out
+
+
 def test_shards_from_the_command_line_and_from_torchrun(tmp_path, capsys, monkeypatch):
     whole, sharded = tmp_path / "whole", tmp_path / "sharded"
     assert run_cli(["extract", str(_recipe(tmp_path, whole)), "--quiet"]) == 0
