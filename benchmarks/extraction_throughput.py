@@ -11,7 +11,8 @@ For MFCC and GE2E on a synthetic corpus of N files, times
     1-3 s each), ``warm`` reuses them (as every call after the first in a process does);
 
 and prints files/s, the real-time factor (audio seconds per wall second) and the
-speed-up over (a). Goal: >= 2x. Both sides get one warm-up call first (model loading and
+speed-up over (a), each the median of ``--repeats`` timings (3; the individual timings
+are printed: on a shared VM they vary by 10-20 %). Goal: >= 2x. Both sides get one warm-up call first (model loading and
 first-call costs are not timed; the cold row is the exception). The torch thread count
 matters for GE2E: it is printed and can be set with ``--torch-threads``.
 
@@ -77,6 +78,16 @@ def timed(fn: Any, *args: Any) -> float:
     return time.perf_counter() - start
 
 
+def median_of(repeats: int, fn: Any, *args: Any) -> float:
+    """The median of ``repeats`` timings ``fn(*args)`` (each printed)."""
+    import statistics
+
+    times = [fn(*args) for _ in range(repeats)]
+    if repeats > 1:
+        print(f"  timings: {', '.join(f'{t:.3f}' for t in times)} s")
+    return statistics.median(times)
+
+
 def serkit_extract(utts: list[Any], extractor: Any, executor: str, batch_size: int, workers: int) -> float:
     """Wall time of extract_features into a fresh store (deleted afterwards)."""
     from serkit.features import FeatureStore, extract_features
@@ -107,7 +118,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="extract_features workers (threads or processes).")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads.")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="Timings per row (the cold row: once); the table shows the median (default 3).")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats: expected >= 1")
     executors = [e.strip() for e in args.executors.split(",") if e.strip()]
     if not set(executors) <= {"thread", "process"}:
         sys.exit(f"--executors: use thread and/or process, got {args.executors!r}")
@@ -135,14 +150,14 @@ def main() -> None:
 
                 extractor: Any = Mfcc()
                 plain_mfcc(paths[:1])  # warm-up
-                plain = timed(plain_mfcc, paths)
+                plain = median_of(args.repeats, timed, plain_mfcc, paths)
             elif name == "ge2e":
                 from serkit.builtin.extractors.ge2e import Ge2e
 
                 extractor = Ge2e()
                 encoder = extractor.load_encoder()  # the same pretrained VoiceEncoder
                 plain_ge2e(paths[:1], encoder)  # warm-up
-                plain = timed(plain_ge2e, paths, encoder)
+                plain = median_of(args.repeats, timed, plain_ge2e, paths, encoder)
             else:
                 sys.exit(f"unknown extractor {name!r}; use mfcc and/or ge2e")
             rows.append((name, "plain loop", plain, None))
@@ -151,11 +166,15 @@ def main() -> None:
                 if executor == "process":
                     shutdown_workers()
                     cold = serkit_extract(utts, extractor, "process", args.batch_size, args.workers)
-                    warm = serkit_extract(utts, extractor, "process", args.batch_size, args.workers)
+                    warm = median_of(
+                        args.repeats, serkit_extract, utts, extractor, "process", args.batch_size, args.workers
+                    )
                     rows += [(name, "process (cold)", cold, plain), (name, "process (warm)", warm, plain)]
                 else:
                     serkit_extract(utts[:2], extractor, "thread", args.batch_size, args.workers)  # warm-up
-                    ours = serkit_extract(utts, extractor, "thread", args.batch_size, args.workers)
+                    ours = median_of(
+                        args.repeats, serkit_extract, utts, extractor, "thread", args.batch_size, args.workers
+                    )
                     rows.append((name, "thread", ours, plain))
             shutdown_workers()
 

@@ -376,6 +376,8 @@ def _mono_blocks(
             stats.channels = block.shape[1]
             stats.channels_nonzero = stats.channels_nonzero or bool(np.any(block))
         yield mono
+        if block.shape[0] < BLOCK_FRAMES:  # libsndfile reads short only at the end of the file
+            return
 
 
 def _resampled(blocks: Iterator[np.ndarray], sr: int, out_sr: int, p: str) -> Iterator[np.ndarray]:

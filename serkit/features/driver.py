@@ -4,8 +4,9 @@ Pipeline: hash every audio file (threads; unchanged files' hashes come from a st
 :mod:`serkit.features.hash_index`) -> store keys -> keep this shard's contents
 (``shard=(i, n)``) -> skip what the store already holds -> load the missing audio with a
 bounded read-ahead in parallel workers -> compute the features in batches -> validate ->
-commit each batch in one transaction, from the calling process. A crash or Ctrl-C loses
-at most the batches in flight; the next run resumes.
+commit each batch in one transaction, from a writer thread of the calling process (so
+computing the next batch overlaps the write). A crash loses at most the batches in
+flight; Ctrl-C first commits the batches already computed; the next run resumes.
 
 Two executors run the parallel part:
 
@@ -43,6 +44,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -82,6 +84,10 @@ _Mode = Literal["extract", "prepare", "load"]
 AUTO_PROCESS_MIN_FILES = 500
 #: Seconds an unused worker pool is kept (its processes hold the extractor's libraries).
 POOL_IDLE_SECONDS = 60.0
+#: Seconds of work a task sent to a worker process grows to (see ``_process_batches``).
+TASK_SECONDS = 0.04
+#: Most files in one task sent to a worker process.
+MAX_TASK_FILES = 64
 
 
 @dataclass
@@ -272,7 +278,9 @@ def extract_features(
         batch_size: waveforms per extractor call and per commit.
         num_workers: parallel workers (threads or processes, see ``executor``) hashing,
             loading and, with processes, preprocessing or computing; 0: everything in the
-            calling thread. At most ``2 * batch_size`` files are in flight at once.
+            calling thread. With threads, at most ``2 * batch_size`` files are in flight at
+            once; with processes, two tasks per worker, each sized to ~:data:`TASK_SECONDS`
+            of work (between ``batch_size / num_workers`` and :data:`MAX_TASK_FILES` files).
         on_bad_audio: ``"error"`` re-raises the :class:`AudioError` of an unreadable,
             silent or too short file; ``"skip"`` records it in ``failed`` and goes on.
         progress: show a rich progress bar on stderr (only when it is a terminal).
@@ -457,6 +465,60 @@ def _use_processes(executor: str, mode: _Mode, num_workers: int, n_todo: int) ->
     return n_todo >= AUTO_PROCESS_MIN_FILES or _pool_running(num_workers)
 
 
+# ----------------------------------------------------------------------------- committing
+#: Batches that may wait for the store writer thread (what a crash can lose beyond the
+#: batch being written).
+WRITE_QUEUE_DEPTH = 2
+
+
+class _StoreWriter:
+    """Commits batches to the store from a background thread, in order.
+
+    The calling thread hands over a batch and goes on computing the next while SQLite
+    writes (and, every few MB, syncs the file to disk). At most
+    :data:`WRITE_QUEUE_DEPTH` batches wait. :meth:`close` commits what is queued, even
+    after an error or Ctrl-C in the calling thread (finished work is kept), then re-raises
+    a failed write; a write error also stops the next :meth:`put`.
+    """
+
+    def __init__(self, store: FeatureStore) -> None:
+        import queue
+
+        self._store = store
+        self._queue: queue.Queue[list[tuple[str, np.ndarray]] | None] = queue.Queue(maxsize=WRITE_QUEUE_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="serkit-store-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            items = self._queue.get()
+            if items is None:
+                return
+            if self._error is None:
+                try:
+                    self._store.put_many(items)
+                except BaseException as err:  # re-raised in the calling thread
+                    self._error = err
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def put(self, items: list[tuple[str, np.ndarray]]) -> None:
+        """Queue one transaction (blocks while the queue is full)."""
+        self._raise()
+        if items:
+            self._queue.put(items)
+
+    def close(self) -> None:
+        """Commit what is queued, stop the thread, raise a write error."""
+        self._queue.put(None)
+        self._thread.join()
+        self._raise()
+
+
 # ----------------------------------------------------------------------------- consuming
 def _consume(
     batches: Iterator[list[_Loaded]],
@@ -468,7 +530,30 @@ def _consume(
     bar: Any,
     task: Any,
 ) -> None:
-    """Compute what the workers did not, validate, commit each batch in one transaction."""
+    """Compute what the workers did not, validate, commit each batch in one transaction
+    (in a writer thread, while the next batch is computed)."""
+    store_writer = _StoreWriter(writer)
+    try:
+        _consume_into(batches, extractor, mode, store_writer, on_bad_audio, result, bar, task)
+    except BaseException:
+        try:
+            store_writer.close()  # keep the finished batches
+        except Exception as write_err:  # the original error matters more; both are shown
+            warnings.warn(f"extract_features: committing the last batches also failed: {write_err}", stacklevel=2)
+        raise
+    store_writer.close()
+
+
+def _consume_into(
+    batches: Iterator[list[_Loaded]],
+    extractor: Extractor,
+    mode: _Mode,
+    store_writer: _StoreWriter,
+    on_bad_audio: OnBadAudio,
+    result: ExtractionResult,
+    bar: Any,
+    task: Any,
+) -> None:
     t_compute = time.perf_counter()
     audio_done = 0.0
     files_done = 0
@@ -495,7 +580,7 @@ def _consume(
             outputs = _run_model(
                 extractor, extractor.extract_batch, extractor.extract, good, on_bad_audio, result
             )
-        writer.put_many([(it.job.key, feats) for it, feats in outputs])
+        store_writer.put([(it.job.key, feats) for it, feats in outputs])
         for it, _ in outputs:
             for uid in it.job.ids:
                 result.keys[uid] = it.job.key
@@ -645,6 +730,15 @@ def _worker_init() -> None:
         pass
 
 
+def _timed_work(
+    spec: tuple[type, dict[str, Any]] | None, mode: _Mode, sample_rate: int, paths: list[str]
+) -> tuple[float, list[tuple[int, Any, str | None]]]:
+    """:func:`_work` and the seconds it took in the worker (sizes the next tasks)."""
+    start = time.perf_counter()
+    out = _work(spec, mode, sample_rate, paths)
+    return time.perf_counter() - start, out
+
+
 def _work(
     spec: tuple[type, dict[str, Any]] | None, mode: _Mode, sample_rate: int, paths: list[str]
 ) -> list[tuple[int, Any, str | None]]:
@@ -699,21 +793,37 @@ def _process_batches(
     batch_size: int,
     num_workers: int,
 ) -> Generator[list[_Loaded], None, None]:
-    """Yield batches of worker results in order; about ``2 * batch_size`` files in flight."""
+    """Yield batches of worker results in order, with up to two tasks per worker in flight.
+
+    A task is a run of consecutive files. It starts at ``batch_size / num_workers`` files
+    and grows, from the time the finished tasks took in the workers, towards
+    :data:`TASK_SECONDS` of work (at most :data:`MAX_TASK_FILES` files): with cheap
+    extractors (MFCC: ~1 ms a file) the fixed cost of a task, a few ms of inter-process
+    messaging, would otherwise dominate, while slow ones keep small tasks and few files
+    in flight.
+    """
     spec = _spec(extractor) if mode != "load" else None
-    chunk = max(1, min(-(-batch_size // num_workers), -(-len(jobs) // num_workers)))  # every worker busy
-    chunks = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-    max_pending = max(2, -(-2 * batch_size // chunk))
-    pending: deque[tuple[list[_Job], Future[list[tuple[int, Any, str | None]]]]] = deque()
-    it = iter(chunks)
+    base = max(1, min(-(-batch_size // num_workers), -(-len(jobs) // num_workers)))  # every worker busy
+    size = {"files": base}
+    max_pending = 2 * num_workers
+    pending: deque[tuple[list[_Job], Future[tuple[float, list[tuple[int, Any, str | None]]]]]] = deque()
+    cursor = {"next": 0}
     rate = extractor.sample_rate
 
     def fill() -> None:
-        while len(pending) < max_pending:
-            part = next(it, None)
-            if part is None:
-                return
-            pending.append((part, pool.submit(_work, spec, mode, rate, [j.path for j in part])))
+        while len(pending) < max_pending and cursor["next"] < len(jobs):
+            a = cursor["next"]
+            left = len(jobs) - a
+            # the last files are spread over the workers rather than left to one task
+            n = min(size["files"], max(base, -(-left // num_workers)))
+            part = jobs[a : a + n]
+            cursor["next"] = a + n
+            pending.append((part, pool.submit(_timed_work, spec, mode, rate, [j.path for j in part])))
+
+    def resize(seconds: float, files: int) -> None:
+        per_file = seconds / max(files, 1)
+        want = int(TASK_SECONDS / per_file) if per_file > 0 else MAX_TASK_FILES
+        size["files"] = max(base, min(MAX_TASK_FILES, want))
 
     ready: list[_Loaded] = []
     try:
@@ -723,7 +833,8 @@ def _process_batches(
                 if not pending:
                     break
                 part, fut = pending.popleft()
-                got = fut.result()
+                seconds, got = fut.result()
+                resize(seconds, len(part))
             except BrokenProcessPool as err:
                 raise SerkitError(
                     "extract_features: an extraction worker process died or could not start "

@@ -198,3 +198,25 @@ def test_arguments_are_checked(tmp_path, make_wav, frame_stats_cls):
         extract_features(utts, frame_stats_cls(frame=100), store)
     with pytest.raises(SerkitError, match="duplicate utterance ids"):
         extract_features(utts + utts, ext, store)
+
+
+def test_a_failed_commit_stops_the_extraction_and_keeps_the_committed_batches(tmp_path, make_wav, frame_stats_cls):
+    """Commits run in a writer thread; its error reaches the caller, not a silent thread death."""
+
+    class DiskFull(FeatureStore):
+        calls = 0
+
+        def put_many(self, items):
+            DiskFull.calls += 1
+            if DiskFull.calls == 2:
+                raise CacheError(f"{self.path}: writing {len(items)} item(s) failed (database or disk is full)")
+            super().put_many(items)
+
+    paths = [make_wav(f"w{i}.wav", seconds=0.3, f0=120 + 10 * i, seed=i) for i in range(10)]
+    ext = frame_stats_cls()
+    store = DiskFull(tmp_path / "store", ext)
+    with pytest.raises(CacheError, match=r"writing 4 item\(s\) failed \(database or disk is full\)"):
+        extract_features(_utts(paths), ext, store, batch_size=4, num_workers=2, progress=False, executor="thread")
+    assert len(store) == 4  # the first batch; nothing after the failed one was written
+    res = extract_features(_utts(paths), ext, store, batch_size=4, num_workers=2, progress=False, executor="thread")
+    assert (res.computed, res.cached) == (6, 4) and len(store) == 10

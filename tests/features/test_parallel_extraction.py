@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -172,3 +173,33 @@ def test_a_dying_worker_is_reported_and_the_next_call_recovers(tmp_path, make_wa
     kept = len(store)
     res = extract_features(utts, ext, store, batch_size=4, executor="process", progress=False)
     assert res.executor == "process" and (res.cached, res.computed) == (kept, 40 - kept)  # a fresh pool
+
+
+def test_worker_tasks_grow_to_the_target_duration_and_results_stay_in_order(tmp_path, monkeypatch):
+    """Cheap files are sent to the workers in larger tasks (sized from the workers' timings)."""
+    from concurrent.futures import Future
+
+    paths = [f"f{i}.wav" for i in range(100)]
+    jobs = [driver._Job(f"k{i}", p, [f"u{i}"]) for i, p in enumerate(paths)]
+
+    class InlinePool:  # runs each task at once, recording its size
+        sizes: ClassVar[list[int]] = []
+
+        def submit(self, fn, spec, mode, rate, task_paths):
+            InlinePool.sizes.append(len(task_paths))
+            fut: Future = Future()
+            fut.set_result(fn(spec, mode, rate, task_paths))
+            return fut
+
+    def fake_work(spec, mode, rate, task_paths):  # 2 ms of "work" per file
+        return 0.002 * len(task_paths), [(16000, path, None) for path in task_paths]
+
+    monkeypatch.setattr(driver, "_timed_work", fake_work)
+    monkeypatch.setattr(driver, "TASK_SECONDS", 0.04)
+    monkeypatch.setattr(driver, "MAX_TASK_FILES", 64)
+    batches = list(driver._process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=8, num_workers=2))
+    assert [len(b) for b in batches] == [8] * 12 + [4]
+    assert [it.payload for b in batches for it in b] == paths  # in input order
+    # starts at batch_size / workers = 4 files, then 0.04 s / 2 ms = 20 files a task; the end is spread
+    # then the last 24 files are spread over both workers
+    assert InlinePool.sizes == [4, 4, 4, 4, 20, 20, 20, 12, 6, 4, 2]
