@@ -88,6 +88,9 @@ POOL_IDLE_SECONDS = 60.0
 TASK_SECONDS = 0.04
 #: Most files in one task sent to a worker process.
 MAX_TASK_FILES = 64
+#: Most bytes of audio files being loaded ahead at once (at least one file): 32 one-hour
+#: recordings would otherwise be decoded together (~7 GB of float32 at 16 kHz).
+READ_AHEAD_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -173,6 +176,7 @@ class _Job:
     key: str
     path: str
     ids: list[str]
+    size: int = 0  # bytes of the audio file (bounds the read-ahead)
 
 
 @dataclass
@@ -325,8 +329,8 @@ def extract_features(
     index = HashIndex(store.path.parent)
     try:
         with _progress(show) if show else _null_progress() as bar:
-            hashes = _hash_files(utterances, index, rehash or rehash_forced(), threads, bar, label, result)
-            jobs = _group(utterances, hashes, store, on_bad_audio, result, shard)
+            hashes, sizes = _hash_files(utterances, index, rehash or rehash_forced(), threads, bar, label, result)
+            jobs = _group(utterances, hashes, sizes, store, on_bad_audio, result, shard)
 
             # resume: skip what is stored (in any file of the store)
             todo_keys = set(store.missing(jobs))
@@ -382,9 +386,10 @@ def _hash_files(
     bar: Any,
     label: str,
     result: ExtractionResult,
-) -> dict[str, str | AudioError]:
+) -> tuple[dict[str, str | AudioError], dict[str, int]]:
     """SHA-256 of each distinct path (or why it cannot be read): from the stat index when
-    the file is unchanged, else read (in threads) and then recorded in the index."""
+    the file is unchanged, else read (in threads) and then recorded in the index; and the
+    size in bytes of each file that could be stat'ed."""
     paths = list(dict.fromkeys(u.path for u in utterances))
     absolute = {p: os.path.abspath(p) for p in paths}
     stats = {p: FileStat.of(p) for p in paths}
@@ -412,12 +417,13 @@ def _hash_files(
         bar.remove_task(hash_task)
     fresh = [(absolute[p], st, h) for p in todo if (st := stats[p]) is not None and isinstance(h := hashes[p], str)]
     index.record(fresh, started)
-    return hashes
+    return hashes, {p: st.size for p, st in stats.items() if st is not None}
 
 
 def _group(
     utterances: Sequence[Utterance],
     hashes: dict[str, str | AudioError],
+    sizes: dict[str, int],
     store: FeatureStore,
     on_bad_audio: OnBadAudio,
     result: ExtractionResult,
@@ -442,7 +448,7 @@ def _group(
         key = store.key_for(h)
         job = jobs.get(key)
         if job is None:
-            jobs[key] = _Job(key, u.path, [u.id])
+            jobs[key] = _Job(key, u.path, [u.id], sizes.get(u.path, 0))
         else:
             job.ids.append(u.id)
     result.other_shards = len(others)
@@ -646,7 +652,7 @@ def _thread_batches(
     batch_size: int,
 ) -> Iterator[list[_Loaded]]:
     """Yield batches of loaded waveforms (mode ``"load"``) or features (``"extract"``),
-    working up to one batch ahead."""
+    working up to one batch ahead (fewer files when they are large: :data:`READ_AHEAD_BYTES`)."""
     sample_rate = extractor.sample_rate
 
     def load(job: _Job) -> _Loaded:
@@ -666,21 +672,26 @@ def _thread_batches(
             yield [load(j) for j in jobs[i : i + batch_size]]
         return
 
-    pending: deque[Future[_Loaded]] = deque()
-    it = iter(jobs)
+    pending: deque[tuple[int, Future[_Loaded]]] = deque()  # (file bytes, loading)
+    state = {"next": 0, "bytes": 0}
 
     def fill() -> None:
-        while len(pending) < 2 * batch_size:
-            job = next(it, None)
-            if job is None:
+        # up to 2 batches ahead, and at most READ_AHEAD_BYTES of audio files (one file at least)
+        while len(pending) < 2 * batch_size and state["next"] < len(jobs):
+            job = jobs[state["next"]]
+            if pending and state["bytes"] + job.size > READ_AHEAD_BYTES:
                 return
-            pending.append(executor.submit(load, job))
+            state["next"] += 1
+            state["bytes"] += job.size
+            pending.append((job.size, executor.submit(load, job)))
 
     fill()
     while pending:
         batch = []
         while pending and len(batch) < batch_size:
-            batch.append(pending.popleft().result())
+            size, fut = pending.popleft()
+            state["bytes"] -= size
+            batch.append(fut.result())
         fill()  # the next batch loads while this one is extracted
         yield batch
 
@@ -797,7 +808,8 @@ def _process_batches(
 
     A task is a run of consecutive files. It starts at ``batch_size / num_workers`` files
     and grows, from the time the finished tasks took in the workers, towards
-    :data:`TASK_SECONDS` of work (at most :data:`MAX_TASK_FILES` files): with cheap
+    :data:`TASK_SECONDS` of work (at most :data:`MAX_TASK_FILES` files, and its share of
+    :data:`READ_AHEAD_BYTES` of audio files, one file at least): with cheap
     extractors (MFCC: ~1 ms a file) the fixed cost of a task, a few ms of inter-process
     messaging, would otherwise dominate, while slow ones keep small tasks and few files
     in flight.
@@ -807,17 +819,25 @@ def _process_batches(
     size = {"files": base}
     max_pending = 2 * num_workers
     pending: deque[tuple[list[_Job], Future[tuple[float, list[tuple[int, Any, str | None]]]]]] = deque()
-    cursor = {"next": 0}
+    cursor = {"next": 0, "bytes": 0}
     rate = extractor.sample_rate
+
+    share = READ_AHEAD_BYTES // max_pending  # bytes of audio files per task (one file at least)
 
     def fill() -> None:
         while len(pending) < max_pending and cursor["next"] < len(jobs):
             a = cursor["next"]
             left = len(jobs) - a
             # the last files are spread over the workers rather than left to one task
-            n = min(size["files"], max(base, -(-left // num_workers)))
-            part = jobs[a : a + n]
-            cursor["next"] = a + n
+            n = min(left, size["files"], max(base, -(-left // num_workers)))
+            m, nbytes = 0, 0
+            while m < n and (m == 0 or nbytes + jobs[a + m].size <= share):
+                nbytes += jobs[a + m].size
+                m += 1
+            if pending and cursor["bytes"] + nbytes > READ_AHEAD_BYTES:
+                return
+            part = jobs[a : a + m]
+            cursor["next"], cursor["bytes"] = a + m, cursor["bytes"] + nbytes
             pending.append((part, pool.submit(_timed_work, spec, mode, rate, [j.path for j in part])))
 
     def resize(seconds: float, files: int) -> None:
@@ -833,6 +853,7 @@ def _process_batches(
                 if not pending:
                     break
                 part, fut = pending.popleft()
+                cursor["bytes"] -= sum(j.size for j in part)
                 seconds, got = fut.result()
                 resize(seconds, len(part))
             except BrokenProcessPool as err:

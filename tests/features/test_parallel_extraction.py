@@ -203,3 +203,48 @@ def test_worker_tasks_grow_to_the_target_duration_and_results_stay_in_order(tmp_
     # starts at batch_size / workers = 4 files, then 0.04 s / 2 ms = 20 files a task; the end is spread
     # then the last 24 files are spread over both workers
     assert InlinePool.sizes == [4, 4, 4, 4, 20, 20, 20, 12, 6, 4, 2]
+
+
+def test_read_ahead_is_bounded_by_the_bytes_of_the_audio_files(monkeypatch):
+    """Large files are loaded a few at a time (32 one-hour files at once would need ~7 GB)."""
+    from concurrent.futures import Future
+
+    jobs = [driver._Job(f"k{i}", f"f{i}.wav", [f"u{i}"], size=100) for i in range(12)]
+    monkeypatch.setattr(driver, "READ_AHEAD_BYTES", 250)  # room for two files
+    monkeypatch.setattr(driver, "load_audio", lambda path, rate: np.zeros(rate // 10, dtype=np.float32))
+
+    class CountingFuture(Future):
+        outstanding = 0
+        most = 0
+
+        def result(self, timeout=None):
+            if not getattr(self, "_taken", False):
+                self._taken = True
+                CountingFuture.outstanding -= 1
+            return super().result(timeout)
+
+    class InlineThreads:
+        def submit(self, fn, job):
+            fut = CountingFuture()
+            fut.set_result(fn(job))
+            CountingFuture.outstanding += 1
+            CountingFuture.most = max(CountingFuture.most, CountingFuture.outstanding)
+            return fut
+
+    batches = list(driver._thread_batches(jobs, InlineThreads(), Mfcc(), "load", batch_size=4))
+    assert [it.job.key for b in batches for it in b] == [j.key for j in jobs]
+    assert CountingFuture.most == 2 and max(len(b) for b in batches) == 2
+
+    class InlinePool:
+        sizes: ClassVar[list[int]] = []
+
+        def submit(self, fn, spec, mode, rate, task_paths):
+            InlinePool.sizes.append(len(task_paths))
+            fut: Future = Future()
+            fut.set_result((0.001, [(1600, p, None) for p in task_paths]))
+            return fut
+
+    monkeypatch.setattr(driver, "READ_AHEAD_BYTES", 800)  # 2 workers x 2 tasks: 200 bytes, two files a task
+    out = list(driver._process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=16, num_workers=2))
+    assert [it.job.key for b in out for it in b] == [j.key for j in jobs]
+    assert InlinePool.sizes == [2] * 6
