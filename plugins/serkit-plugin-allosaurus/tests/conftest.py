@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
+from serkit.testing.plugins import one_math_thread
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+one_math_thread()
 
 
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    from serkit.plugins import reset_plugins
-
-    monkeypatch.setenv("SERKIT_CACHE", str(tmp_path / "serkit-cache"))
-    monkeypatch.setenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-    reset_plugins()
-    yield
-    reset_plugins()
+def _isolated(serkit_isolated: object) -> None:
+    """A private SERKIT_CACHE, no plugin autoload and fresh plugin state (serkit's pytest plugin)."""

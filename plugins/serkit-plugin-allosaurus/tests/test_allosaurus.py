@@ -12,10 +12,12 @@ import json
 import pickle
 from argparse import Namespace
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from serkit.errors import AudioError, ModelError
+from serkit.testing.extractor_contract import ExtractorContract
 
 from serkit_plugin_allosaurus.extractor import MODEL_FILES, Allosaurus, default_model_dir
 
@@ -82,6 +84,16 @@ def tone(seconds: float, f0: float, seed: int = 0) -> np.ndarray:
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     return write_model(tmp_path / "tiny2024")
+
+
+class TestAllosaurusContract(ExtractorContract):
+    """serkit's extractor contract on the tiny random model: phone posteriors and hidden states."""
+
+    changed_params: ClassVar[dict[str, str]] = {"lang": "tst"}
+
+    @pytest.fixture(params=["posteriors", "hidden"])
+    def extractor(self, request: pytest.FixtureRequest, model_dir: Path) -> Allosaurus:
+        return Allosaurus(model_dir=str(model_dir), output=request.param)
 
 
 # -- the model is absent ---------------------------------------------------------------------

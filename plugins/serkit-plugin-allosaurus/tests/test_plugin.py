@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 from serkit.plugins import load_plugins
+from serkit.testing.plugins import assert_entry_point, assert_hook_registers, assert_light_import
 
 import serkit_plugin_allosaurus.plugin as allo_plugin
 from serkit_plugin_allosaurus.extractor import Allosaurus
 
 
-def _installed() -> bool:
-    try:
-        metadata.distribution("serkit-plugin-allosaurus")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def test_hook_registers_the_extractor() -> None:
-    manager = load_plugins(autoload=False, extra=[("allosaurus_test", allo_plugin)])
-    assert manager.errors == []
-    entry = manager.registry.entry("extractor", "allosaurus")
-    assert entry.cls is Allosaurus and entry.plugin == "allosaurus_test"
+    assert_hook_registers(allo_plugin, "extractor", "allosaurus", Allosaurus)
 
 
-@pytest.mark.skipif(
-    not _installed(),
-    reason="serkit-plugin-allosaurus is not pip-installed (pip install -e plugins/serkit-plugin-allosaurus)",
-)
-def test_entry_point_registers_allosaurus_from_its_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    manager = load_plugins()
-    assert not [e for e in manager.errors if "allosaurus" in str(e)], manager.errors
-    entry = manager.registry.entry("extractor", "allosaurus")
-    assert (entry.plugin, entry.distribution) == ("allosaurus", "serkit-plugin-allosaurus")
+def test_entry_point_registers_allosaurus_from_its_distribution() -> None:
+    assert_entry_point("serkit-plugin-allosaurus", "extractor", "allosaurus")
 
 
 def test_recipe_validates_without_the_model(tmp_path: Path) -> None:
@@ -66,11 +44,8 @@ def test_recipe_validates_without_the_model(tmp_path: Path) -> None:
 
 
 def test_importing_the_plugin_is_light() -> None:
-    code = (
-        "import sys, serkit_plugin_allosaurus.plugin\n"
-        "print(sorted(m for m in ('allosaurus', 'numpy', 'torch', 'panphon', 'scipy') if m in sys.modules))"
+    assert_light_import(
+        "serkit_plugin_allosaurus.plugin",
+        forbidden=("allosaurus", "numpy", "torch", "panphon", "scipy"),
+        src=Path(allo_plugin.__file__).parents[1],
     )
-    src = str(Path(allo_plugin.__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert proc.stdout.strip() == "[]"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pickle
 import warnings
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from serkit.errors import AudioError, ModelError
+from serkit.testing.extractor_contract import ExtractorContract
 
 from serkit_plugin_byol.extractor import Byol
 
@@ -32,6 +34,16 @@ def random_byol(**kwargs) -> Byol:
     with pytest.warns(UserWarning, match="random weights"):
         ext.load_encoder()
     return ext
+
+
+class TestByolContract(ExtractorContract):
+    """serkit's extractor contract, on random weights: embeddings (vectors) and frame embeddings (sequences)."""
+
+    changed_params: ClassVar[dict[str, int]] = {"seed": 1}
+
+    @pytest.fixture(params=["vector", "sequence"])
+    def extractor(self, request: pytest.FixtureRequest) -> Byol:
+        return random_byol(d=512, output=request.param)
 
 
 def test_log_mel_front_end_equals_librosa() -> None:

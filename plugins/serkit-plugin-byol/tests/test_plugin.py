@@ -2,43 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 from serkit.plugins import load_plugins
+from serkit.testing.plugins import assert_entry_point, assert_hook_registers, assert_light_import
 
 import serkit_plugin_byol.plugin as byol_plugin
 from serkit_plugin_byol.extractor import Byol
 
 
-def _installed() -> bool:
-    try:
-        metadata.distribution("serkit-plugin-byol")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def test_hook_registers_the_extractor() -> None:
-    manager = load_plugins(autoload=False, extra=[("byol_test", byol_plugin)])
-    assert manager.errors == []
-    entry = manager.registry.entry("extractor", "byol")
-    assert entry.cls is Byol and entry.plugin == "byol_test"
+    assert_hook_registers(byol_plugin, "extractor", "byol", Byol)
 
 
-@pytest.mark.skipif(
-    not _installed(), reason="serkit-plugin-byol is not pip-installed (pip install -e plugins/serkit-plugin-byol)"
-)
-def test_entry_point_registers_byol_from_its_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    manager = load_plugins()
-    assert not [e for e in manager.errors if "byol" in str(e)], manager.errors
-    entry = manager.registry.entry("extractor", "byol")
-    assert (entry.plugin, entry.distribution) == ("byol", "serkit-plugin-byol")
+def test_entry_point_registers_byol_from_its_distribution() -> None:
+    assert_entry_point("serkit-plugin-byol", "extractor", "byol")
 
 
 def test_recipe_validates(tmp_path: Path) -> None:
@@ -63,11 +42,8 @@ def test_recipe_validates(tmp_path: Path) -> None:
 
 
 def test_importing_the_plugin_is_light() -> None:
-    code = (
-        "import sys, serkit_plugin_byol.plugin\n"
-        "print(sorted(m for m in ('numpy', 'torch', 'librosa', 'safetensors') if m in sys.modules))"
+    assert_light_import(
+        "serkit_plugin_byol.plugin",
+        forbidden=("numpy", "torch", "librosa", "safetensors"),
+        src=Path(byol_plugin.__file__).parents[1],
     )
-    src = str(Path(byol_plugin.__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert proc.stdout.strip() == "[]"

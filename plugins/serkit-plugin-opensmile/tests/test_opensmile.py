@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 import pickle
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
 from serkit.errors import AudioError
+from serkit.testing.extractor_contract import ExtractorContract
 
 from serkit_plugin_opensmile.extractor import FEATURE_SETS, LEVELS, OpenSmile
 
@@ -26,6 +28,16 @@ def harmonic(seconds: float, f0: float, amp: float = 0.3, sr: int = SR) -> np.nd
 
 def semitones_from_27_5(f0: float) -> float:
     return 12 * math.log2(f0 / 27.5)
+
+
+class TestOpenSmileContract(ExtractorContract):
+    """serkit's extractor contract, for functionals (vectors) and LLD frames (sequences)."""
+
+    changed_params: ClassVar[dict[str, str]] = {"feature_set": "GeMAPSv01b"}
+
+    @pytest.fixture(params=["functionals", "lld"])
+    def extractor(self, request: pytest.FixtureRequest) -> OpenSmile:
+        return OpenSmile(feature_set="eGeMAPSv02", level=request.param)
 
 
 @pytest.mark.parametrize(("feature_set", "level"), [(fs, lv) for fs, levels in FEATURE_SETS.items() for lv in levels])

@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 import pytest
 from serkit.plugins import load_plugins
+from serkit.testing.plugins import assert_entry_point, assert_hook_registers, assert_light_import
 
 import serkit_plugin_opensmile.plugin as smile_plugin
 from serkit_plugin_opensmile.extractor import OpenSmile
 
 
-def _installed() -> bool:
-    try:
-        metadata.distribution("serkit-plugin-opensmile")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def test_hook_registers_the_extractor() -> None:
-    manager = load_plugins(autoload=False, extra=[("opensmile_test", smile_plugin)])
-    assert manager.errors == []
-    entry = manager.registry.entry("extractor", "opensmile")
-    assert entry.cls is OpenSmile and entry.plugin == "opensmile_test"
+    assert_hook_registers(smile_plugin, "extractor", "opensmile", OpenSmile)
 
 
-@pytest.mark.skipif(
-    not _installed(),
-    reason="serkit-plugin-opensmile is not pip-installed (pip install -e plugins/serkit-plugin-opensmile)",
-)
-def test_entry_point_registers_opensmile_from_its_distribution(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", raising=False)
-    manager = load_plugins()
-    assert not [e for e in manager.errors if "opensmile" in str(e)], manager.errors
-    entry = manager.registry.entry("extractor", "opensmile")
-    assert (entry.plugin, entry.distribution) == ("opensmile", "serkit-plugin-opensmile")
+def test_entry_point_registers_opensmile_from_its_distribution() -> None:
+    assert_entry_point("serkit-plugin-opensmile", "extractor", "opensmile")
 
 
 def test_recipe_validates_and_reports_unknown_sets(tmp_path: Path) -> None:
@@ -67,11 +45,8 @@ def test_recipe_validates_and_reports_unknown_sets(tmp_path: Path) -> None:
 
 
 def test_importing_the_plugin_is_light() -> None:
-    code = (
-        "import sys, serkit_plugin_opensmile.plugin\n"
-        "print(sorted(m for m in ('opensmile', 'numpy', 'pandas', 'torch', 'librosa') if m in sys.modules))"
+    assert_light_import(
+        "serkit_plugin_opensmile.plugin",
+        forbidden=("opensmile", "numpy", "pandas", "torch", "librosa"),
+        src=Path(smile_plugin.__file__).parents[1],
     )
-    src = str(Path(smile_plugin.__file__).parents[1])
-    env = {**os.environ, "PYTHONPATH": src}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert proc.stdout.strip() == "[]"

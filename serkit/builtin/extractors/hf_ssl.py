@@ -45,6 +45,7 @@ from pydantic import Field, field_validator
 from serkit.errors import AudioError, ModelError
 from serkit.interfaces.base import ComponentParams
 from serkit.interfaces.extractor import Extractor
+from serkit.io import cached_file_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -79,11 +80,6 @@ CHECKPOINT_FILE_NAMES: tuple[str, ...] = ("config.json", "preprocessor_config.js
 _INSTALL_HINT = "pip install 'serkit[hf]'"
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
-#: sha256 of checkpoint files, keyed by (path, size, mtime_ns, ctime_ns, inode): a
-#: rewritten file gets new stat values and is hashed again.
-_FILE_HASHES: dict[tuple[str, int, int, int, int], str] = {}
-
-
 def _import_transformers() -> Any:
     """Import transformers or explain how to install it."""
     try:
@@ -93,21 +89,6 @@ def _import_transformers() -> Any:
             f"extractor 'hf_ssl' needs the optional dependency transformers ({err}); install it with: {_INSTALL_HINT}"
         ) from err
     return transformers
-
-
-def _file_sha256(path: Path) -> str:
-    """Content hash of one checkpoint file, memoised on its stat values."""
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    digest = _FILE_HASHES.get(key)
-    if digest is None:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        digest = h.hexdigest()
-        _FILE_HASHES[key] = digest
-    return digest
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -528,7 +509,8 @@ class HfSsl(Extractor):
         files = self.checkpoint_files()
         if not files:
             return base
-        payload = json.dumps({"params": base, "files": [[p.name, _file_sha256(p)] for p in files]}, sort_keys=True)
+        hashes = [[p.name, cached_file_sha256(p)] for p in files]
+        payload = json.dumps({"params": base, "files": hashes}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     # -- model ----------------------------------------------------------------------------

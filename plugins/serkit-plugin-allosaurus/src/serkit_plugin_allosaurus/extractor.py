@@ -32,6 +32,7 @@ from pydantic import Field
 from serkit.errors import AudioError, ModelError
 from serkit.interfaces.base import ComponentParams
 from serkit.interfaces.extractor import Extractor
+from serkit.io import cached_file_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -59,22 +60,6 @@ MAX_BATCH_FRAMES = 20000
 RELEASE_URL = "https://github.com/xinjli/allosaurus/releases/download/v1.0/{name}.tar.gz"
 
 _INSTALL_HINT = "pip install allosaurus (or pip install serkit-plugin-allosaurus, which depends on it)"
-
-#: sha256 of model files, keyed by (path, size, mtime_ns, ctime_ns, inode).
-_FILE_HASHES: dict[tuple[str, int, int, int, int], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if key not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _FILE_HASHES[key] = h.hexdigest()
-    return _FILE_HASHES[key]
-
 
 def _allosaurus_package_dir() -> Path | None:
     """Folder of the installed ``allosaurus`` package, found without importing it."""
@@ -275,7 +260,9 @@ class Allosaurus(Extractor):
         """Hash of name, version, params, the model files' contents and the allosaurus version."""
         base = super().fingerprint()
         folder = self.model_path
-        files = {f: (_file_sha256(folder / f) if (folder / f).is_file() else "missing") for f in FINGERPRINT_FILES}
+        files = {
+            f: (cached_file_sha256(folder / f) if (folder / f).is_file() else "missing") for f in FINGERPRINT_FILES
+        }
         payload = json.dumps({"params": base, "files": files, "allosaurus": _allosaurus_version()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from serkit.errors import AudioError, ModelError
 from serkit.interfaces.base import ComponentParams
 from serkit.interfaces.extractor import Extractor
+from serkit.io import cached_file_sha256
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,22 +52,6 @@ STD_FLOOR = 1e-5
 MAX_BATCH_FRAMES = 48000
 #: Checkpoint keys shown in error messages.
 SHOW_KEYS = 5
-
-#: sha256 of checkpoint files, keyed by (path, size, mtime_ns, ctime_ns, inode).
-_FILE_HASHES: dict[tuple[str, int, int, int, int], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-    if key not in _FILE_HASHES:
-        h = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _FILE_HASHES[key] = h.hexdigest()
-    return _FILE_HASHES[key]
-
 
 def _listing(keys: Sequence[str]) -> str:
     shown = ", ".join(keys[:SHOW_KEYS])
@@ -225,7 +210,7 @@ class Byol(Extractor):
         if self.params.checkpoint is None:
             return base
         path = Path(self.params.checkpoint).expanduser()
-        content = _file_sha256(path) if path.is_file() else "missing"
+        content = cached_file_sha256(path) if path.is_file() else "missing"
         payload = json.dumps({"params": base, "checkpoint": content}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
