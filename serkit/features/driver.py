@@ -48,6 +48,7 @@ import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ POOL_IDLE_SECONDS = 60.0
 TASK_SECONDS = 0.04
 #: Most files in one task sent to a worker process.
 MAX_TASK_FILES = 64
+#: Seconds between checks that the worker processes are alive while waiting for one.
+WATCH_SECONDS = 1.0
 #: Most bytes of audio files being loaded ahead at once (at least one file): 32 one-hour
 #: recordings would otherwise be decoded together (~7 GB of float32 at 16 kHz).
 READ_AHEAD_BYTES = 256 * 2**20
@@ -854,7 +857,7 @@ def _process_batches(
                     break
                 part, fut = pending.popleft()
                 cursor["bytes"] -= sum(j.size for j in part)
-                seconds, got = fut.result()
+                seconds, got = _result(fut, pool)
                 resize(seconds, len(part))
             except BrokenProcessPool as err:
                 raise SerkitError(
@@ -886,7 +889,38 @@ _POOL_TIMER: threading.Timer | None = None
 
 
 def _pool_broken(pool: ProcessPoolExecutor) -> bool:
-    return bool(getattr(pool, "_broken", False))
+    """The executor knows it is broken, or one of its workers has died."""
+    return bool(getattr(pool, "_broken", False)) or _dead_worker(pool)
+
+
+def _dead_worker(pool: ProcessPoolExecutor) -> bool:
+    """Whether a worker process of ``pool`` has exited (they only exit at shutdown)."""
+    procs = getattr(pool, "_processes", None) or {}
+    return any(p.exitcode is not None for p in list(procs.values()))
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers of a broken pool at once.
+
+    A worker killed while sending its result leaves half a message in the pipe the
+    workers share; the executor's manager thread then waits for the rest as long as
+    another worker holds the pipe open. Killing the survivors closes it, so the manager
+    thread (and the interpreter's exit, which joins it) does not hang.
+    """
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.exitcode is None:
+            proc.kill()
+
+
+def _result(fut: Future[Any], pool: ProcessPoolExecutor) -> Any:
+    """``fut.result()``, but a dead worker is noticed within :data:`WATCH_SECONDS` even
+    when the executor itself never notices (see :func:`_kill_workers`)."""
+    while True:
+        try:
+            return fut.result(timeout=WATCH_SECONDS)
+        except FutureTimeout:  # the builtin TimeoutError from Python 3.11, another class before
+            if _dead_worker(pool):
+                raise BrokenProcessPool("a worker process exited while the pool was in use") from None
 
 
 def _pool_running(num_workers: int) -> bool:
@@ -933,10 +967,13 @@ def _release_pool(pool: ProcessPoolExecutor, discard: bool = False) -> None:
     global _POOL, _POOL_USERS, _POOL_TIMER
     with _POOL_LOCK:
         if pool is not _POOL:
+            if discard:
+                _kill_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
             return
         _POOL_USERS = max(0, _POOL_USERS - 1)
         if discard:
+            _kill_workers(pool)
             pool.shutdown(wait=False, cancel_futures=True)
             _POOL, _POOL_USERS = None, 0
         elif _POOL_USERS == 0:

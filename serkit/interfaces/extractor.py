@@ -24,6 +24,20 @@ class Extractor(Component):
     Subclasses implement :meth:`extract` (one waveform) and may override
     :meth:`extract_batch` when batching is faster. ``version`` is part of the cache
     key: bump it whenever the same params would give different numbers.
+
+    Two optional ways to let the extraction driver's worker processes
+    (``data.extract_executor: process``) do more than load audio:
+
+    * ``parallel_safe = True``: :meth:`extract_batch` is a pure CPU function of the
+      waveforms, cheap to rebuild in a worker from the class and its params (e.g.
+      ``mfcc``); the workers then compute the features themselves.
+    * methods ``prepare(wav) -> Any`` and ``extract_prepared(items) -> list[np.ndarray]``
+      (e.g. ``ge2e``): the workers run ``prepare`` (preprocessing without the model, its
+      result picklable) and the calling process runs the model on batches of prepared
+      items; ``extract_prepared([prepare(w)])[0]`` must equal ``extract(w)``.
+
+    :class:`serkit.testing.extractor_contract.ExtractorContract` checks an extractor
+    against these rules.
     """
 
     kind: ClassVar[str] = "extractor"
@@ -31,6 +45,8 @@ class Extractor(Component):
     #: Params that do not change the numbers (devices, download switches); left out of
     #: the cache key so that machines with different hardware share a feature store.
     runtime_params: ClassVar[frozenset[str]] = frozenset()
+    #: A pure CPU function of the waveform that worker processes may compute (see above).
+    parallel_safe: ClassVar[bool] = False
 
     @property
     @abstractmethod

@@ -248,3 +248,49 @@ def test_read_ahead_is_bounded_by_the_bytes_of_the_audio_files(monkeypatch):
     out = list(driver._process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=16, num_workers=2))
     assert [it.job.key for b in out for it in b] == [j.key for j in jobs]
     assert InlinePool.sizes == [2] * 6
+
+
+HALF_MESSAGE_WORKER = '''
+import gc
+import os
+import struct
+from multiprocessing.queues import SimpleQueue
+
+
+def die_mid_send(_):
+    """Write the start of a result message to the pipe the workers share, then die."""
+    (queue,) = [o for o in gc.get_objects() if isinstance(o, SimpleQueue) and o._writer.writable]
+    fd = queue._writer.fileno()
+    os.write(fd, struct.pack("!i", 1 << 20) + b"only the first bytes")
+    os._exit(1)
+
+
+def ok(x):
+    return x
+'''
+
+
+def test_a_worker_dying_mid_send_is_noticed_and_the_pool_is_stopped(tmp_path, monkeypatch):
+    """CPython's executor waits forever for the rest of a half-sent result while another
+    worker holds the pipe open; the driver's watchdog notices the dead worker instead."""
+    (tmp_path / "half_message_worker.py").write_text(HALF_MESSAGE_WORKER)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import half_message_worker
+
+    monkeypatch.setattr(driver, "WATCH_SECONDS", 0.2)
+    pool = driver._new_pool(2)
+    try:
+        assert pool.submit(half_message_worker.ok, 3).result(timeout=60) == 3  # both workers up
+        fut = pool.submit(half_message_worker.die_mid_send, 0)
+        start = time.perf_counter()
+        with pytest.raises(driver.BrokenProcessPool, match="a worker process exited while the pool was in use"):
+            driver._result(fut, pool)
+        assert time.perf_counter() - start < 30
+        assert driver._pool_broken(pool)
+    finally:
+        driver._release_pool(pool, discard=True)  # a private pool: its workers are killed
+    manager = pool._executor_manager_thread
+    if manager is not None:
+        manager.join(timeout=30)
+        assert not manager.is_alive()  # nothing left to hang the interpreter's exit
