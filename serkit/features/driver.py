@@ -903,13 +903,25 @@ def _kill_workers(pool: ProcessPoolExecutor) -> None:
     """Stop the workers of a broken pool at once.
 
     A worker killed while sending its result leaves half a message in the pipe the
-    workers share; the executor's manager thread then waits for the rest as long as
-    another worker holds the pipe open. Killing the survivors closes it, so the manager
-    thread (and the interpreter's exit, which joins it) does not hang.
+    workers share; the executor's manager thread then waits for the rest as long as any
+    process holds the pipe's write end open: the other workers and this process.
+    Killing the survivors and closing this process's end lets the read fail, so the
+    manager thread (and the interpreter's exit, which joins it) does not hang.
     """
-    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
         if proc.exitcode is None:
             proc.kill()
+    for proc in procs:
+        proc.join(timeout=5)
+    # the calling process holds the pipe's write end too: closing it ends the half message
+    queue = getattr(pool, "_result_queue", None)
+    writer = getattr(queue, "_writer", None)
+    if writer is not None and all(p.exitcode is not None for p in procs):
+        try:
+            writer.close()
+        except OSError:
+            pass
 
 
 def _result(fut: Future[Any], pool: ProcessPoolExecutor) -> Any:

@@ -289,8 +289,8 @@ def test_a_worker_dying_mid_send_is_noticed_and_the_pool_is_stopped(tmp_path, mo
         assert time.perf_counter() - start < 30
         assert driver._pool_broken(pool)
     finally:
+        manager = pool._executor_manager_thread  # shutdown() forgets it
         driver._release_pool(pool, discard=True)  # a private pool: its workers are killed
-    manager = pool._executor_manager_thread
-    if manager is not None:
-        manager.join(timeout=30)
-        assert not manager.is_alive()  # nothing left to hang the interpreter's exit
+    assert manager is not None
+    manager.join(timeout=30)
+    assert not manager.is_alive()  # nothing left to hang the interpreter's exit
