@@ -196,19 +196,26 @@ def verify(root: Path | None, selector: str | None, repair: bool) -> None:
               help="Stores not modified for this many days.")
 @click.option("--store", "selector", default=None, metavar="NAME",
               help="This store: extractor name, fingerprint (prefix) or file name.")
+@click.option("--hash-index", "hash_index", is_flag=True,
+              help="Drop the audio hash index's entries of files that no longer exist.")
 @click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
 @click.option("--yes", "-y", "assume_yes", is_flag=True, help="Do not ask for confirmation.")
-def prune(root: Path | None, older_than: float | None, selector: str | None, dry_run: bool,
+def prune(root: Path | None, older_than: float | None, selector: str | None, hash_index: bool, dry_run: bool,
           assume_yes: bool) -> None:
-    """Delete whole stores (their files, shard files and -wal/-shm files).
+    """Delete whole stores (their files, shard files and -wal/-shm files), and/or with
+    --hash-index the hash index entries of deleted audio files.
 
     Do not prune a store that a running extraction or training is using.
     """
     from serkit.features.admin import delete_store_files, select_prunable
 
     root = _root(root)
-    if older_than is None and selector is None:
-        raise click.UsageError("give --older-than DAYS or --store NAME (or both)")
+    if older_than is None and selector is None and not hash_index:
+        raise click.UsageError("give --older-than DAYS, --store NAME or --hash-index (or several)")
+    if hash_index:
+        _prune_hash_index(root, dry_run)
+        if older_than is None and selector is None:
+            return
     victims = select_prunable(root, older_than_days=older_than, store=selector)
     if not victims:
         click.echo(f"nothing to prune in {root}")
@@ -225,6 +232,24 @@ def prune(root: Path | None, older_than: float | None, selector: str | None, dry
         return
     freed = sum(delete_store_files(s.path) for s in victims)
     click.echo(f"deleted {len(victims)} store(s), freed {human_bytes(freed)}")
+
+
+def _prune_hash_index(root: Path, dry_run: bool) -> None:
+    import sqlite3
+
+    from serkit.errors import CacheError
+    from serkit.features.hash_index import HashIndex
+
+    index = HashIndex(root)
+    try:
+        entries, gone = index.prune_missing(dry_run=dry_run)
+    except (OSError, sqlite3.Error) as err:
+        raise CacheError(f"{index.path}: cannot prune the audio hash index ({err}); deleting the file is safe") from err
+    finally:
+        index.close()
+    verb = "would drop" if dry_run else "dropped"
+    click.echo(f"hash index {index.path}: {entries} entr{'y' if entries == 1 else 'ies'}, "
+               f"{verb} {gone} of files that no longer exist")
 
 
 def _describe(s: StoreInfo) -> str:

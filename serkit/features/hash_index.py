@@ -196,6 +196,34 @@ class HashIndex:
         except (sqlite3.Error, OSError) as err:
             self._disable("written", err)
 
+    def prune_missing(self, dry_run: bool = False) -> tuple[int, int]:
+        """Drop the entries of files that no longer exist (or, with ``dry_run``, count them).
+
+        Returns:
+            ``(entries, of which missing)``; ``(0, 0)`` when there is no index.
+
+        Raises:
+            OSError, sqlite3.Error: the index cannot be read or written (an explicit
+                maintenance command should say so rather than warn).
+        """
+        if not self.path.exists():
+            return 0, 0
+        conn = self._connection()
+        paths = [row[0] for row in conn.execute("SELECT path FROM hashes").fetchall()]
+        gone = [p for p in paths if not os.path.exists(p)]
+        if gone and not dry_run:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for i in range(0, len(gone), _CHUNK):
+                    chunk = gone[i : i + _CHUNK]
+                    conn.execute(f"DELETE FROM hashes WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        return len(paths), len(gone)
+
     def close(self) -> None:
         """Close this process's connection (reopened on the next use)."""
         if self._conn is not None and self._pid == os.getpid():

@@ -303,7 +303,7 @@ def test_cli_prune(stores: dict[str, FeatureStore], tmp_path: Path) -> None:
     assert res.exit_code == 0 and not vec.path.exists()
     assert list(root.iterdir()) == []
     res = runner.invoke(cache, ["prune", "--root", str(root)])
-    assert res.exit_code == 2 and "give --older-than DAYS or --store NAME" in res.output
+    assert res.exit_code == 2 and "give --older-than DAYS, --store NAME or --hash-index (or several)" in res.output
 
 
 def test_cli_export_and_errors(stores: dict[str, FeatureStore], tmp_path: Path) -> None:

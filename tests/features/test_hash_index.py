@@ -170,3 +170,24 @@ def test_features_are_identical_with_and_without_the_index(tmp_path, corpus, fra
         np.testing.assert_array_equal(one.get(key), two.get(key))
     one.close()
     two.close()
+
+
+def test_cache_prune_drops_the_index_entries_of_deleted_files(tmp_path, corpus, frame_stats_cls):
+    from click.testing import CliRunner
+
+    from serkit.cli.cache_cmd import cache
+
+    ext = frame_stats_cls()
+    _extract(corpus, ext, tmp_path / "store")
+    Path(corpus[0].path).unlink()
+    Path(corpus[3].path).unlink()
+    runner = CliRunner()
+    res = runner.invoke(cache, ["prune", "--root", str(tmp_path / "store"), "--hash-index", "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "5 entries, would drop 2 of files that no longer exist" in res.output
+    res = runner.invoke(cache, ["prune", "--root", str(tmp_path / "store"), "--hash-index"])
+    assert "5 entries, dropped 2 of files that no longer exist" in res.output
+    res = runner.invoke(cache, ["prune", "--root", str(tmp_path / "store"), "--hash-index"])
+    assert "3 entries, dropped 0 of files that no longer exist" in res.output
+    res = runner.invoke(cache, ["prune", "--root", str(tmp_path / "store")])
+    assert res.exit_code == 2 and "give --older-than DAYS, --store NAME or --hash-index (or several)" in res.output
