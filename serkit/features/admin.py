@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from serkit.errors import CacheError, SerkitError
+from serkit.features.sqlite_util import delete_in, transaction
 from serkit.features.store import BUSY_TIMEOUT_S, SHARDS_SUFFIX, STORE_FORMAT, _checksum, shard_files
 from serkit.paths import cache_dir
 
@@ -62,8 +63,6 @@ COMPANION_SUFFIXES = ("-wal", "-shm", "-journal")
 
 #: Rows fetched per step when scanning a store (bounded memory on multi-GB stores).
 _FETCH = 64
-#: Keys per ``DELETE ... IN (...)`` statement.
-_CHUNK = 500
 _NUMERIC_DTYPES = frozenset({"float16", "float32", "float64"})
 
 
@@ -490,24 +489,13 @@ def _delete_keys(path: Path, keys: list[str]) -> int:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
     except sqlite3.Error as err:
         raise CacheError(f"{path}: cannot open the feature store for writing ({err})") from err
-    n = 0
     try:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for i in range(0, len(keys), _CHUNK):
-                chunk = keys[i : i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                n += conn.execute(f"DELETE FROM features WHERE key IN ({marks})", chunk).rowcount
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        with transaction(conn):
+            return delete_in(conn, "features", "key", keys)
     except sqlite3.Error as err:
         raise CacheError(f"{path}: deleting the corrupt items failed ({err})") from err
     finally:
         conn.close()
-    return n
 
 
 # ----------------------------------------------------------------------------- prune

@@ -60,6 +60,7 @@ from serkit.data.audio import file_sha256, load_audio
 from serkit.data.utterance import check_unique_ids
 from serkit.errors import AudioError, CacheError, SerkitError
 from serkit.features.hash_index import FileStat, HashIndex, rehash_forced
+from serkit.features.store import is_shard
 
 if TYPE_CHECKING:
     from serkit.data.utterance import Utterance
@@ -251,13 +252,7 @@ def _check_args(
         )
     if shard is None:
         return None
-    ok = (
-        isinstance(shard, tuple | list)
-        and len(shard) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
-        and 0 <= shard[0] < shard[1]
-    )
-    if not ok:
+    if not is_shard(shard):
         raise SerkitError(f"extract_features: shard must be (i, n) with 0 <= i < n, got {shard!r}")
     return int(shard[0]), int(shard[1])
 

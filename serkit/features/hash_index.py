@@ -33,6 +33,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from serkit.features.sqlite_util import chunks, delete_in, transaction
+
 __all__ = ["INDEX_NAME", "RACY_SECONDS", "FileStat", "HashIndex", "rehash_forced"]
 
 #: File name of the index in the stores folder (hidden: ``serkit cache ls`` skips it).
@@ -41,8 +43,6 @@ INDEX_NAME = ".audio-sha256.sqlite"
 RACY_SECONDS = 2.0
 #: Seconds to wait for another process's write to the index before skipping ours.
 BUSY_TIMEOUT_S = 10.0
-#: Paths per ``IN (...)`` query.
-_CHUNK = 500
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS hashes ("
@@ -135,8 +135,7 @@ class HashIndex:
         found: dict[str, str] = {}
         try:
             conn = self._connection()
-            for i in range(0, len(paths), _CHUNK):
-                chunk = paths[i : i + _CHUNK]
+            for chunk in chunks(paths):
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
                     "SELECT path, size, mtime_ns, ctime_ns, inode, device, sha256, hashed_ns"
@@ -170,15 +169,8 @@ class HashIndex:
         if self._broken or not rows:
             return 0
         try:
-            conn = self._connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(self._connection()) as conn:
                 conn.executemany("INSERT OR REPLACE INTO hashes VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         except (sqlite3.Error, OSError) as err:
             self._disable("written", err)
             return 0
@@ -189,10 +181,7 @@ class HashIndex:
         if self._broken or not paths:
             return
         try:
-            conn = self._connection()
-            for i in range(0, len(paths), _CHUNK):
-                chunk = list(paths[i : i + _CHUNK])
-                conn.execute(f"DELETE FROM hashes WHERE path IN ({','.join('?' * len(chunk))})", chunk)
+            delete_in(self._connection(), "hashes", "path", paths)
         except (sqlite3.Error, OSError) as err:
             self._disable("written", err)
 
@@ -212,16 +201,8 @@ class HashIndex:
         paths = [row[0] for row in conn.execute("SELECT path FROM hashes").fetchall()]
         gone = [p for p in paths if not os.path.exists(p)]
         if gone and not dry_run:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for i in range(0, len(gone), _CHUNK):
-                    chunk = gone[i : i + _CHUNK]
-                    conn.execute(f"DELETE FROM hashes WHERE path IN ({','.join('?' * len(chunk))})", chunk)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            with transaction(conn):
+                delete_in(conn, "hashes", "path", gone)
         return len(paths), len(gone)
 
     def close(self) -> None:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from serkit.errors import CacheError
+from serkit.features.sqlite_util import chunks, delete_in, transaction
 
 if TYPE_CHECKING:
     from serkit.interfaces.extractor import Extractor
@@ -59,6 +60,7 @@ __all__ = [
     "FeatureStore",
     "StoreDtype",
     "check_shard",
+    "is_shard",
     "shard_file_name",
     "shard_files",
 ]
@@ -74,8 +76,6 @@ BUSY_TIMEOUT_S = 60.0
 #: Suffix of the folder next to a main file that holds its shard files.
 SHARDS_SUFFIX = ".shards"
 
-#: Keys per ``IN (...)`` query in :meth:`FeatureStore.missing` (below SQLite's limit).
-_CHUNK = 500
 
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.sqlite$")
 
@@ -99,19 +99,23 @@ def _checksum(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def is_shard(shard: Any) -> bool:
+    """Whether ``shard`` is a pair of integers ``(i, n)`` with ``0 <= i < n``."""
+    return (
+        isinstance(shard, tuple | list)
+        and len(shard) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+        and 0 <= shard[0] < shard[1]
+    )
+
+
 def check_shard(shard: Any, where: str = "shard") -> tuple[int, int]:
     """``shard`` as ``(i, n)`` after checking ``0 <= i < n``.
 
     Raises:
         CacheError: not a pair of integers with ``0 <= i < n``.
     """
-    ok = (
-        isinstance(shard, tuple | list)
-        and len(shard) == 2
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
-        and 0 <= shard[0] < shard[1]
-    )
-    if not ok:
+    if not is_shard(shard):
         raise CacheError(f"{where}: expected (i, n) with 0 <= i < n, got {shard!r}")
     return int(shard[0]), int(shard[1])
 
@@ -338,19 +342,13 @@ class FeatureStore:
 
     def _initialise(self, path: Path, meta: dict[str, str], wal: bool) -> None:
         def init(conn: sqlite3.Connection) -> dict[str, str]:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 for stmt in _SCHEMA:
                     conn.execute(stmt)
                 conn.executemany(
                     "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", meta.items()
                 )
                 rows = conn.execute("SELECT name, value FROM meta").fetchall()
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
             return dict(rows)
 
         # A short-lived connection: the long-lived one is opened on first use, in the
@@ -449,8 +447,7 @@ class FeatureStore:
     def _present(self, path: Path, wanted: list[str]) -> set[str]:
         def query(conn: sqlite3.Connection) -> set[str]:
             present: set[str] = set()
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i : i + _CHUNK]
+            for chunk in chunks(wanted):
                 marks = ",".join("?" * len(chunk))
                 rows = conn.execute(
                     f"SELECT key FROM features WHERE key IN ({marks})", chunk
@@ -577,18 +574,12 @@ class FeatureStore:
             return
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with transaction(conn):
                 conn.executemany(
                     "INSERT OR REPLACE INTO features(key, shape, dtype, data, checksum, created)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
 
         self._on(self.write_path, f"writing {len(rows)} item(s)", write)
 
@@ -606,17 +597,9 @@ class FeatureStore:
         if not wanted:
             return 0
 
-        def remove(conn: sqlite3.Connection, chunks: list[list[str]]) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for chunk in chunks:
-                    marks = ",".join("?" * len(chunk))
-                    conn.execute(f"DELETE FROM features WHERE key IN ({marks})", chunk)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+        def remove(conn: sqlite3.Connection, here: list[str]) -> None:
+            with transaction(conn):
+                delete_in(conn, "features", "key", here)
 
         removed: set[str] = set()
         with self._lock:
@@ -625,7 +608,6 @@ class FeatureStore:
                 here = sorted(self._present(path, wanted))
                 if not here:
                     continue
-                chunks = [here[i : i + _CHUNK] for i in range(0, len(here), _CHUNK)]
-                self._on(path, "deleting items", lambda c, ch=chunks: remove(c, ch))
+                self._on(path, "deleting items", lambda c, h=here: remove(c, h))
                 removed.update(here)
         return len(removed)
