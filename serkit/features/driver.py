@@ -670,25 +670,25 @@ def _thread_batches(
             yield [load(j) for j in jobs[i : i + batch_size]]
         return
 
-    pending: deque[tuple[int, Future[_Loaded]]] = deque()  # (file bytes, loading)
-    state = {"next": 0, "bytes": 0}
+    pending: deque[tuple[_Job, Future[_Loaded]]] = deque()
+    next_job, in_flight = 0, 0  # the first job not submitted; bytes of the audio files loading
 
     def fill() -> None:
+        nonlocal next_job, in_flight
         # up to 2 batches ahead, and at most READ_AHEAD_BYTES of audio files (one file at least)
-        while len(pending) < 2 * batch_size and state["next"] < len(jobs):
-            job = jobs[state["next"]]
-            if pending and state["bytes"] + job.size > READ_AHEAD_BYTES:
+        while len(pending) < 2 * batch_size and next_job < len(jobs):
+            job = jobs[next_job]
+            if pending and in_flight + job.size > READ_AHEAD_BYTES:
                 return
-            state["next"] += 1
-            state["bytes"] += job.size
-            pending.append((job.size, executor.submit(load, job)))
+            next_job, in_flight = next_job + 1, in_flight + job.size
+            pending.append((job, executor.submit(load, job)))
 
     fill()
     while pending:
         batch = []
         while pending and len(batch) < batch_size:
-            size, fut = pending.popleft()
-            state["bytes"] -= size
+            job, fut = pending.popleft()
+            in_flight -= job.size
             batch.append(fut.result())
         fill()  # the next batch loads while this one is extracted
         yield batch
@@ -814,34 +814,36 @@ def _process_batches(
     """
     spec = _spec(extractor) if mode != "load" else None
     base = max(1, min(-(-batch_size // num_workers), -(-len(jobs) // num_workers)))  # every worker busy
-    size = {"files": base}
+    task_files = base  # grows with resize()
     max_pending = 2 * num_workers
-    pending: deque[tuple[list[_Job], Future[tuple[float, list[tuple[int, Any, str | None]]]]]] = deque()
-    cursor = {"next": 0, "bytes": 0}
+    # (files, their bytes, the worker's (seconds, results))
+    pending: deque[tuple[list[_Job], int, Future[tuple[float, list[tuple[int, Any, str | None]]]]]] = deque()
+    next_job, in_flight = 0, 0  # the first job not sent yet; bytes of audio files sent and not received
     rate = extractor.sample_rate
-
     share = READ_AHEAD_BYTES // max_pending  # bytes of audio files per task (one file at least)
 
     def fill() -> None:
-        while len(pending) < max_pending and cursor["next"] < len(jobs):
-            a = cursor["next"]
+        nonlocal next_job, in_flight
+        while len(pending) < max_pending and next_job < len(jobs):
+            a = next_job
             left = len(jobs) - a
             # the last files are spread over the workers rather than left to one task
-            n = min(left, size["files"], max(base, -(-left // num_workers)))
+            n = min(left, task_files, max(base, -(-left // num_workers)))
             m, nbytes = 0, 0
             while m < n and (m == 0 or nbytes + jobs[a + m].size <= share):
                 nbytes += jobs[a + m].size
                 m += 1
-            if pending and cursor["bytes"] + nbytes > READ_AHEAD_BYTES:
+            if pending and in_flight + nbytes > READ_AHEAD_BYTES:
                 return
             part = jobs[a : a + m]
-            cursor["next"], cursor["bytes"] = a + m, cursor["bytes"] + nbytes
-            pending.append((part, pool.submit(_timed_work, spec, mode, rate, [j.path for j in part])))
+            next_job, in_flight = a + m, in_flight + nbytes
+            pending.append((part, nbytes, pool.submit(_timed_work, spec, mode, rate, [j.path for j in part])))
 
     def resize(seconds: float, files: int) -> None:
+        nonlocal task_files
         per_file = seconds / max(files, 1)
         want = int(TASK_SECONDS / per_file) if per_file > 0 else MAX_TASK_FILES
-        size["files"] = max(base, min(MAX_TASK_FILES, want))
+        task_files = max(base, min(MAX_TASK_FILES, want))
 
     ready: list[_Loaded] = []
     try:
@@ -850,8 +852,8 @@ def _process_batches(
                 fill()
                 if not pending:
                     break
-                part, fut = pending.popleft()
-                cursor["bytes"] -= sum(j.size for j in part)
+                part, nbytes, fut = pending.popleft()
+                in_flight -= nbytes
                 seconds, got = _result(fut, pool)
                 resize(seconds, len(part))
             except BrokenProcessPool as err:
@@ -870,7 +872,7 @@ def _process_batches(
         if ready:
             yield ready
     finally:
-        for _, fut in pending:
+        for _, _, fut in pending:
             fut.cancel()
 
 
