@@ -29,12 +29,13 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from serkit.errors import CacheError
 from serkit.interfaces.extractor import Extractor
+from serkit.testing.contracts import _fixture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -460,10 +461,6 @@ def assert_extractor_contract(
 
 
 # ------------------------------------------------------------------------------ pytest
-def _fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return pytest.fixture(fn) if pytest is not None else fn
-
-
 def _skip(reason: str) -> None:
     if pytest is not None:
         pytest.skip(reason)
