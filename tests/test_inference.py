@@ -36,19 +36,9 @@ train: {{epochs: 3, batch_size: 8}}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> Iterator[Path]:
-    from serkit.cli.main import main
-    from serkit.plugins import reset_plugins
+    from serkit.testing.cli import run_recipe_isolated
 
-    folder = tmp_path_factory.mktemp("inference")
-    recipe = folder / "infer.yaml"
-    recipe.write_text(RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SERKIT_CACHE", str(session_cache))
-        mp.setenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-        reset_plugins()
-        main(["run", str(recipe), "--out", str(folder / "run"), "--quiet"])
-        reset_plugins()
-    yield folder / "run"
+    yield run_recipe_isolated(RECIPE, tmp_path_factory.mktemp("inference"), session_cache)
 
 
 def utterances(domain: str) -> list:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from serkit.errors import ModelError
-from serkit.testing.cli import run_cli
+from serkit.testing.cli import run_cli, run_recipe_isolated
 
 XA = "{type: synthetic, languages: [xa], speakers: 4, per_class: 3, emotions: [angry, neutral, sad]}"
 XB = "{type: synthetic, languages: [xb], speakers: 4, per_class: 3, emotions: [angry, happy, neutral, sad]}"
@@ -38,19 +38,9 @@ logging: {{tensorboard: false, mlflow: false}}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> Iterator[Path]:
-    from serkit.plugins import reset_plugins
-
     folder = tmp_path_factory.mktemp("onnx")
-    recipe = folder / "r.yaml"
-    recipe.write_text(RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SERKIT_CACHE", str(session_cache))
-        mp.setenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-        reset_plugins()
-        assert run_cli(["run", str(recipe), "--out", str(folder / "run"), "--quiet"]) == 0
-        assert run_cli(["export", str(folder / "run"), "--format", "onnx", "--out", str(folder / "onnx")]) == 0
-        reset_plugins()
-    yield folder / "run"
+    onnx = ["export", str(folder / "run"), "--format", "onnx", "--out", str(folder / "onnx")]
+    yield run_recipe_isolated(RECIPE, folder, session_cache, then=[onnx])
 
 
 def _padded(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -36,19 +36,9 @@ logging: {{tensorboard: false, mlflow: false}}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, session_cache: Path) -> Iterator[Path]:
-    from serkit.plugins import reset_plugins
-    from serkit.testing.cli import run_cli
+    from serkit.testing.cli import run_recipe_isolated
 
-    folder = tmp_path_factory.mktemp("spknorm")
-    recipe = folder / "r.yaml"
-    recipe.write_text(RECIPE)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("SERKIT_CACHE", str(session_cache))
-        mp.setenv("SERKIT_DISABLE_PLUGIN_AUTOLOAD", "1")
-        reset_plugins()
-        assert run_cli(["run", str(recipe), "--out", str(folder / "run"), "--quiet"]) == 0
-        reset_plugins()
-    yield folder / "run"
+    yield run_recipe_isolated(RECIPE, tmp_path_factory.mktemp("spknorm"), session_cache)
 
 
 def utterances() -> list:
