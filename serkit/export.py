@@ -11,7 +11,7 @@ that sits on top of the cached features -- encoders, fusion and one domain's hea
 ONNX file per domain, plus ``serkit_onnx.json`` describing the inputs, labels and feature
 extractors. It uses PyTorch's TorchScript-based exporter (``torch.onnx.export(...,
 dynamo=False)``): the ``torch.export``-based (dynamo) exporter, PyTorch's default since 2.9,
-cannot export the sequence encoders, whose padding masks and ``pack_padded_sequence``
+cannot export the sequence encoders, whose padding masks and within-length reversal
 depend on the values of the ``lengths`` input (it stops with
 ``GuardOnDataDependentSymNode``). Every file is checked with onnxruntime after export
 (another batch size and sequence length than the export used) when onnxruntime is

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from serkit.errors import ModelError
+from serkit.nn.bilstm import choose_impl, run_bilstm
 from serkit.nn.masking import check_lengths, lengths_to_mask, masked_softmax, zero_padding
 
 __all__ = ["CnnBiLstmAttn"]
@@ -30,7 +30,8 @@ class CnnBiLstmAttn(nn.Module):
     1. padded frames are set to 0 (so their content, even NaN, cannot leak in);
     2. one ``Conv1d`` per kernel size over time (``channels`` kernels, same padding,
        ReLU), concatenated: ``(B, L, channels * len(kernel_sizes))``; dropout;
-    3. a stacked bidirectional LSTM over the *packed* valid frames:
+    3. a stacked bidirectional LSTM over the valid frames only (exactly as over packed
+       sequences; see :func:`serkit.nn.bilstm.run_bilstm` for the fast padded path):
        outputs ``H: (B, L, 2 * lstm_hidden)``; the query source is the top layer's final
        forward and final backward states concatenated, ``(B, 2 * lstm_hidden)``; dropout
        on both;
@@ -49,6 +50,8 @@ class CnnBiLstmAttn(nn.Module):
         lstm_layers: stacked BiLSTM layers (dropout between them when > 1).
         attention_dim: width of the projections and of the output.
         dropout: dropout probability in ``[0, 1)``.
+        lstm_impl: ``"auto"`` (padded on CPU, packed on CUDA), ``"padded"`` or
+            ``"packed"``; all three give the same numbers.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class CnnBiLstmAttn(nn.Module):
         lstm_layers: int = 1,
         attention_dim: int = 256,
         dropout: float = 0.1,
+        lstm_impl: str = "auto",
     ) -> None:
         super().__init__()
         self.in_dim = _positive_int("in_dim", in_dim)
@@ -78,6 +82,8 @@ class CnnBiLstmAttn(nn.Module):
                 )
         if not 0.0 <= dropout < 1.0:
             raise ModelError(f"cnn_bilstm_attn: dropout must be in [0, 1); got {dropout!r}")
+        choose_impl(lstm_impl, torch.device("cpu"))  # validates the name
+        self.lstm_impl = lstm_impl
         self.kernel_sizes = kernel_sizes
         self.convs = nn.ModuleList(
             nn.Conv1d(in_dim, channels, kernel_size=k, padding=k // 2) for k in kernel_sizes
@@ -113,12 +119,7 @@ class CnnBiLstmAttn(nn.Module):
         conv = torch.cat([torch.relu(c(x)) for c in self.convs], dim=1)  # (B, C*K, L)
         conv = self.dropout(conv.transpose(1, 2))  # (B, L, C*K)
 
-        packed = pack_padded_sequence(
-            conv, lengths.detach().to("cpu", torch.int64), batch_first=True, enforce_sorted=False
-        )
-        out, (h_n, _) = self.lstm(packed)
-        hidden, _ = pad_packed_sequence(out, batch_first=True, total_length=max_len)  # (B, L, 2H)
-        last = torch.cat([h_n[-2], h_n[-1]], dim=1)  # top layer: forward, backward; (B, 2H)
+        hidden, last = run_bilstm(self.lstm, conv, lengths.to(x.device), mask, self.lstm_impl)  # (B, L, 2H), (B, 2H)
         hidden, last = self.dropout(hidden), self.dropout(last)
 
         q = self.w_q(last)  # (B, A)

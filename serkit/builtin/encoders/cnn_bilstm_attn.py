@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -42,6 +42,14 @@ class CnnBiLstmAttnEncoder(Encoder):
             0.1, ge=0.0, lt=1.0, description="Dropout after the convolutions and the BiLSTM."
         )
 
+        lstm_impl: Literal["auto", "padded", "packed"] = Field(
+            "auto",
+            description="How the BiLSTM runs over variable-length batches; all give the same "
+            "numbers. 'padded': each direction over the padded batch, the backward one over "
+            "each sequence reversed within its length (fast on CPU); 'packed': "
+            "pack_padded_sequence (cuDNN's native path); 'auto': padded on CPU, packed on CUDA.",
+        )
+
         @field_validator("kernel_sizes")
         @classmethod
         def _odd_kernels(cls, value: tuple[int, ...]) -> tuple[int, ...]:
@@ -70,4 +78,5 @@ class CnnBiLstmAttnEncoder(Encoder):
             lstm_layers=p.lstm_layers,
             attention_dim=p.attention_dim,
             dropout=p.dropout,
+            lstm_impl=p.lstm_impl,
         )
