@@ -193,6 +193,12 @@ class DataSpec(_Section):
         "'auto': processes when at least 500 files are to be computed and the extractor has work for them "
         "(mfcc, ge2e), else threads.",
     )
+    feature_memory_gib: float = Field(
+        1.0,
+        ge=0,
+        description="Keep the run's cached features in memory after their first read from the store, up to "
+        "this many GiB (every later epoch and fold reads memory instead of SQLite); 0: read the store every time.",
+    )
     standardize: Literal["none", "global", "domain"] = Field(
         "none",
         description="Standardise every stream's features (per dimension) with statistics of the run's "
@@ -389,6 +395,15 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 "auto",
                 pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$",
                 description="auto, cpu, cuda, cuda:N or mps.",
+            ),
+        ),
+        "threads": (
+            int | Literal["auto"],
+            Field(
+                "auto",
+                description="Torch intra-op threads on CPU. auto: OMP_NUM_THREADS if set, else the CPUs this "
+                "process may use (SLURM_CPUS_PER_TASK or CPU affinity) divided among the serkit runs on this "
+                "machine (recounted every epoch); environment.json records the choice.",
             ),
         ),
         "protocol": (

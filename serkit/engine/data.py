@@ -30,6 +30,7 @@ from serkit.features.store import FeatureStore
 __all__ = [
     "Batch",
     "FeatureDataset",
+    "FeatureMemory",
     "StreamInfo",
     "collate",
     "domain_schedule",
@@ -75,6 +76,34 @@ class Batch:
         return Batch(moved, self.targets.to(device), self.domain, self.indices, self.weight)
 
 
+class FeatureMemory:
+    """Features kept in memory after their first read, up to a byte budget (shared by a run's loaders).
+
+    A run reads every utterance's features once per epoch and fold; with this, the store
+    is read once per run. Items past the budget are read from the store every time.
+
+    Args:
+        max_bytes: the budget; 0 keeps nothing.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = int(max_bytes)
+        self.bytes = 0
+        self.items: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, stream: str, key: str, store: FeatureStore) -> np.ndarray:
+        """``store.get(key)``, from memory when it was read before."""
+        found = self.items.get((stream, key))
+        if found is not None:
+            return found
+        array = store.get(key)
+        if self.bytes + array.nbytes <= self.max_bytes:
+            array.setflags(write=False)  # shared by every later read
+            self.items[(stream, key)] = array
+            self.bytes += array.nbytes
+        return array
+
+
 class FeatureDataset(Dataset):
     """Reads one domain's cached features from the stores, item by item (bounded memory).
 
@@ -86,6 +115,8 @@ class FeatureDataset(Dataset):
         speakers: speaker per utterance (aligned with ``targets``); needed with ``norms``.
         norms: stream id -> speaker -> ``(mean (d,), std (d,))``; features are standardised
             per speaker when given (see :func:`speaker_stats`).
+        memory: keeps items read once in memory (see :class:`FeatureMemory`); ``None``
+            reads the store every time (bounded memory).
     """
 
     def __init__(
@@ -96,7 +127,9 @@ class FeatureDataset(Dataset):
         indices: Sequence[int],
         speakers: Sequence[str] | None = None,
         norms: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]] | None = None,
+        memory: FeatureMemory | None = None,
     ) -> None:
+        self.memory = memory
         self.keys = {k: list(v) for k, v in keys.items()}
         self.stores = dict(stores)
         self.targets = list(targets)
@@ -111,7 +144,10 @@ class FeatureDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], int, int]:
         pos = self.indices[i]
-        feats = {s: self.stores[s].get(self.keys[s][pos]) for s in self.keys}
+        if self.memory is not None:
+            feats = {s: self.memory.get(s, self.keys[s][pos], self.stores[s]) for s in self.keys}
+        else:
+            feats = {s: self.stores[s].get(self.keys[s][pos]) for s in self.keys}
         for s, per_speaker in self.norms.items():
             mean, std = per_speaker[self.speakers[pos]]  # type: ignore[index]
             feats[s] = ((feats[s] - mean) / std).astype(np.float32, copy=False)
@@ -154,10 +190,10 @@ def collate(items: Sequence[tuple[dict[str, np.ndarray], int, int]], domain: str
         arrays = [it[0][s] for it in items]
         if arrays[0].ndim == 2:
             lengths = torch.tensor([a.shape[0] for a in arrays], dtype=torch.long)
-            x = torch.zeros(len(arrays), int(lengths.max()), arrays[0].shape[1])
+            x = np.zeros((len(arrays), int(lengths.max()), arrays[0].shape[1]), dtype=np.float32)
             for j, a in enumerate(arrays):
-                x[j, : a.shape[0]] = torch.from_numpy(a)
-            streams[s] = (x, lengths)
+                x[j, : a.shape[0]] = a
+            streams[s] = (torch.from_numpy(x), lengths)
         else:
             streams[s] = torch.from_numpy(np.stack(arrays))
     targets = torch.tensor([it[1] for it in items], dtype=torch.long)
@@ -248,13 +284,13 @@ def make_loader(
         )
         if world_size > 1:
             sampler = DistributedBatchSampler(sampler, rank, world_size)
-        return DataLoader(
-            dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_Collate(domain)
-        )
+        return DataLoader(dataset, batch_sampler=sampler, num_workers=num_workers, collate_fn=_Collate(domain))
     served: Dataset = dataset
     if world_size > 1:
-        served = _SplitBatches(dataset, rank, world_size) if shuffle else Subset(
-            dataset, range(rank, len(dataset), world_size)
+        served = (
+            _SplitBatches(dataset, rank, world_size)
+            if shuffle
+            else Subset(dataset, range(rank, len(dataset), world_size))
         )
     gen = torch.Generator()
     gen.manual_seed(seed)

@@ -301,6 +301,27 @@ def run_recipe(
     resume: bool = False,
     dist: Any = None,
 ) -> Path:
+    """Run a validated recipe end to end; returns the run folder (see :func:`_run_recipe`).
+
+    While it runs, the process is registered among the serkit runs of this host, which
+    share its CPUs (:mod:`serkit.engine.threads`).
+    """
+    from serkit.engine.threads import ActiveRuns
+
+    with ActiveRuns(cache_dir() / "active-runs") as active:
+        return _run_recipe(recipe, out=out, source=source, progress=progress, resume=resume, dist=dist, active=active)
+
+
+def _run_recipe(
+    recipe: Any,
+    *,
+    out: Path | None,
+    source: str,
+    progress: bool,
+    resume: bool,
+    dist: Any,
+    active: Any,
+) -> Path:
     """Run a validated recipe end to end; returns the run folder.
 
     With ``resume``, runs (repeat x fold) that finished in ``out`` before (their
@@ -315,12 +336,13 @@ def run_recipe(
     import torch
 
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
-    from serkit.engine.data import FeatureDataset, StreamInfo, make_loader
+    from serkit.engine.data import FeatureDataset, FeatureMemory, StreamInfo, make_loader
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.distributed import init_distributed, run_device
     from serkit.engine.model import build_model, head_plan
     from serkit.engine.standardize import fit_standardize
     from serkit.engine.start import init_source_for, init_summary, start_from, zero_shot_baseline
+    from serkit.engine.threads import choose_threads
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
@@ -339,6 +361,8 @@ def run_recipe(
     registry = manager.registry
     hook = manager.hook
     device = run_device(dist, resolve_device(recipe.device))
+    threads = choose_threads(recipe.threads, active)
+    threads.apply()
     init = init_source_for(recipe, registry, source)
     if init is not None:
         recipe = init[1]
@@ -349,7 +373,9 @@ def run_recipe(
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
-        atomic_write_json(run_dir / "environment.json", _environment(str(device)) | _dist_info(dist))
+        atomic_write_json(
+            run_dir / "environment.json", _environment(str(device)) | _dist_info(dist) | {"threads": threads.as_dict()}
+        )
         console.print(f"[bold]serkit run[/] {recipe.name} -> {run_dir}  (device {device}{_dist_note(dist)})")
         hook.serkit_on_run_start(run_dir=str(run_dir), recipe=resolved)
 
@@ -471,6 +497,7 @@ def run_recipe(
     if init is not None:
         model_config["init_from"] = {"run": str(init[0].run_dir), "checkpoint": init[0].checkpoint}
     tr = recipe.train
+    memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
     for run_no, (r, f) in enumerate(plan):
         run_id = f"r{r}-f{f}"
         seed = recipe.seed + r
@@ -485,6 +512,7 @@ def run_recipe(
             console.print(f"  run {run_no + 1}/{len(plan)} ({run_id}): finished before, kept")
             continue
         seed_everything(seed * 1000 + f)
+        threads.refresh()
         model = build_model(recipe, registry, streams, model_labels, model_head_of, extractors)
         guard = None
         init_info: dict[str, Any] = {}
@@ -528,7 +556,8 @@ def run_recipe(
         ) -> Any:
             dd = domains[d]
             idx = getattr(splits[d][_run], which)
-            ds = FeatureDataset(dd.keys, stores, dd.targets, idx, [u.speaker for u in dd.utterances], norms.get(d))
+            speakers = [u.speaker for u in dd.utterances]
+            ds = FeatureDataset(dd.keys, stores, dd.targets, idx, speakers, norms.get(d), memory)
             balanced = tr.samples_per_class if (tr.sampler == "balanced" and which == "train") else None
             return make_loader(
                 ds,
@@ -557,6 +586,7 @@ def run_recipe(
             if progress:
                 vals = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/"))
                 console.print(f"  {_label} epoch {epoch}/{tr.epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
+            threads.refresh()  # runs that started or finished on this host since
             if main:
                 hook.serkit_on_epoch_end(run_dir=str(run_dir), repeat=_r, fold=_f, epoch=epoch, metrics=row)
 

@@ -271,7 +271,7 @@ def train_run(
             set_epoch = getattr(dl.batch_sampler, "set_epoch", None)
             if set_epoch is not None:
                 set_epoch(epoch)
-        losses: list[float] = []
+        step_losses: list[torch.Tensor] = []  # on the device: one host sync per epoch, not per step
         for batch in iterate_epoch(train_loaders, seed * 100_003 + epoch):
             batch = batch.to(device)
             loss = objective(batch)
@@ -281,7 +281,8 @@ def train_run(
                 params = [p for g in optimizer.param_groups for p in g["params"]]
                 torch.nn.utils.clip_grad_norm_(params, grad_clip)
             optimizer.step()
-            losses.append(float(loss.detach()))
+            step_losses.append(loss.detach())
+        losses: list[float] = torch.stack(step_losses).float().tolist() if step_losses else []
         if dist.enabled:  # each batch's loss over the whole (split) batch
             losses = [v / dist.world_size for v in dist.sum_floats(losses)]
         val = {
