@@ -30,6 +30,7 @@ th { background: #f0f0f0; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; }
 figcaption { color: #555; font-size: 0.9em; }
+blockquote { border-left: 6px solid #d9822b; background: #fff4e5; margin: 1em 0; padding: 0.4em 1em; }
 """
 
 
@@ -69,7 +70,8 @@ def markdown_to_html(text: str) -> str:
     """HTML of the small markdown subset used by ``report.md``.
 
     Headings (``#``..``######``), ``- `` bullet lists, ``|`` pipe tables (a ``| --- |``
-    second line makes the first a header), other non-blank lines joined into paragraphs.
+    second line makes the first a header), ``> `` blocks (a highlighted ``<blockquote>``
+    of the same subset), other non-blank lines joined into paragraphs.
     """
     out: list[str] = []
     lines = text.splitlines()
@@ -81,7 +83,13 @@ def markdown_to_html(text: str) -> str:
             i += 1
             continue
         heading = _HEADING.match(stripped)
-        if heading:
+        if stripped.startswith(">"):  # a banner (the split audit's): its lines, converted in turn
+            block = []
+            while i < len(lines) and lines[i].strip().startswith(">"):
+                block.append(lines[i].strip()[1:].removeprefix(" "))
+                i += 1
+            out += ["<blockquote>", markdown_to_html("\n".join(block)), "</blockquote>"]
+        elif heading:
             level = len(heading.group(1))
             out.append(f"<h{level}>{_inline(heading.group(2))}</h{level}>")
             i += 1
@@ -101,7 +109,7 @@ def markdown_to_html(text: str) -> str:
             para = []
             while i < len(lines):
                 s = lines[i].strip()
-                if not s or _HEADING.match(s) or s.startswith("|") or s.startswith("- "):
+                if not s or _HEADING.match(s) or s.startswith(("|", "- ", ">")):
                     break
                 para.append(s)
                 i += 1

@@ -9,6 +9,7 @@ import numpy as np
 
 from serkit.io import atomic_write_text
 from serkit.metrics.aggregate import mean_std
+from serkit.report.trust import audit_banner, provenance_lines
 
 __all__ = ["build_results", "render_report", "write_report"]
 
@@ -103,14 +104,17 @@ def _pm(stat: dict[str, Any]) -> str:
 def render_report(results: dict[str, Any]) -> str:
     """Markdown summary of a results.json mapping."""
     proto = results["protocol"]
+    audited = results.get("audit") or {}
+    dependent = " — **speaker-dependent** (split audit)" if audited.get("speaker_dependent") else ""
     lines = [
         f"# {results['recipe']}",
         "",
-        f"- protocol: **{proto}** — {_PROTOCOL_TEXT.get(proto, proto)}",
+        f"- protocol: **{proto}** — {_PROTOCOL_TEXT.get(proto, proto)}{dependent}",
         f"- runs: {results['n_runs']} ({results['repeats']} repeat(s) x {results['folds']} fold(s)); "
         "mean ± sample std over runs",
         f"- device: {results['device']}; wall time {results['wall_seconds']:.1f} s; started {results['started']}",
         "",
+        *audit_banner(results.get("audit")),
         "## Test results",
         "",
         "| domain | UA | WA | macro-F1 | test utts / repeat | utterances | speakers | labels |",
@@ -164,6 +168,8 @@ def render_report(results: dict[str, Any]) -> str:
         lines += ["", f"{results['n_bad_files']} bad audio file(s) skipped: see bad_files.json."]
     if results.get("init_from"):
         lines += ["", *_init_lines(results["init_from"])]
+    if results.get("provenance"):
+        lines += ["", *provenance_lines(results["provenance"])]
     return "\n".join(lines) + "\n"
 
 
