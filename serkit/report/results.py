@@ -16,6 +16,7 @@ __all__ = ["build_results", "render_report", "write_report"]
 _PROTOCOL_TEXT = {
     "random": "random stratified split (the paper's; test speakers also appear in training)",
     "speaker": "speaker-independent folds (no speaker in two of train/val/test)",
+    "predefined": "splits given by the data (a manifest's split or fold column)",
 }
 
 
