@@ -78,6 +78,10 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
     (tmp / "checkpoints").mkdir(parents=True)
     files = {
         f"checkpoints/{model.checkpoint}.safetensors": run_dir / "checkpoints" / f"{model.checkpoint}.safetensors",
+        # its SHA-256 written at training time (load_model checks it like the run folder's)
+        f"checkpoints/{model.checkpoint}.safetensors.sha256": (
+            run_dir / "checkpoints" / f"{model.checkpoint}.safetensors.sha256"
+        ),
         "checkpoints/model.json": run_dir / "checkpoints" / "model.json",
         # data.speaker_norm runs: the per-speaker and global statistics predict needs
         **{f"checkpoints/{n}": run_dir / "checkpoints" / n for n in SPEAKER_NORM_FILES},

@@ -135,7 +135,21 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _available_checkpoints(ckpt_dir: Path) -> list[str]:
-    return sorted(p.name.removesuffix(".safetensors") for p in ckpt_dir.glob("*.safetensors"))
+    """The run ids of the finished runs' checkpoints (``r0-f1.safetensors`` -> ``r0-f1``).
+
+    Training states (``r0-f1.last.e0003.safetensors``) and the speaker statistics are not
+    checkpoints. When the run folder has a ``results.json``, only the runs it lists count:
+    a checkpoint of another run (left by an older run in the same folder) is not offered.
+    """
+    names = {p.name.removesuffix(".safetensors") for p in ckpt_dir.glob("*.safetensors")}
+    names = {n for n in names if "." not in n and f"{n}.safetensors" not in SPEAKER_NORM_FILES}
+    results_path = ckpt_dir.parent / "results.json"
+    if results_path.is_file():
+        results = _read_json(results_path, "results")
+        listed = {str(r.get("id")) for r in results.get("runs", []) if isinstance(r, dict)}
+        if listed:
+            names &= listed
+    return sorted(names)
 
 
 def _best_run(run_dir: Path, available: list[str]) -> str:

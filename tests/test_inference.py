@@ -217,6 +217,10 @@ def test_unknown_and_tampered_checkpoints(run: Path, tmp_path: Path) -> None:
     data = bytearray(ckpt.read_bytes())
     data[8:12] = b"\xff\xfe\x00!"  # the JSON header right after its 8-byte length
     ckpt.write_bytes(bytes(data))
+    with pytest.raises(ModelError) as err:  # the SHA-256 written with the checkpoint catches it first
+        load_model(copy, checkpoint="r0-f0")
+    assert str(err.value).startswith(f"{ckpt}: the checkpoint does not match the SHA-256 written when it was saved")
+    (copy / "checkpoints" / "r0-f0.safetensors.sha256").unlink()  # as written by serkit before checksums
     with pytest.raises(ModelError) as err:
         load_model(copy, checkpoint="r0-f0")
     assert str(err.value).startswith(f"{ckpt}: not a valid safetensors checkpoint (")
@@ -228,6 +232,7 @@ def test_unknown_and_tampered_checkpoints(run: Path, tmp_path: Path) -> None:
     tensors = load_file(other)
     tensors["extra.weight"] = tensors.pop("heads.xa.layers.0.weight")
     save_file(tensors, other)
+    (copy / "checkpoints" / "r0-f1.safetensors.sha256").unlink()
     with pytest.raises(ModelError) as err:
         load_model(copy, checkpoint="r0-f1")
     assert str(err.value) == (

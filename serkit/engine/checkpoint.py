@@ -11,6 +11,10 @@ safetensors file, everything else to JSON that references them:
 
 The tensor file is written first, then the JSON (each atomically), then older tensor
 files are removed; whatever moment a crash hits, the JSON names a complete tensor file.
+
+A run's final weights (:func:`save_checkpoint`) get a ``<file>.sha256`` next to them (the
+``sha256sum`` format, so ``sha256sum -c`` checks it too), written after the weights;
+:func:`load_weights` and :func:`verify_checkpoint` refuse a file that no longer matches it.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ import numpy as np
 import torch
 
 from serkit.errors import ModelError
-from serkit.io import atomic_write_bytes, atomic_write_json
+from serkit.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = [
     "CHECKPOINT_FORMAT",
     "TRAIN_STATE_FORMAT",
+    "checksum_file",
     "delete_train_state",
     "load_train_state",
     "load_weights",
@@ -37,26 +42,87 @@ __all__ = [
     "save_checkpoint",
     "save_train_state",
     "set_rng_state",
+    "verify_checkpoint",
 ]
 
 CHECKPOINT_FORMAT = "serkit-checkpoint-1"
 TRAIN_STATE_FORMAT = "serkit-train-state-1"
 
 
+def checksum_file(path: Path) -> Path:
+    """The SHA-256 file written next to a checkpoint: ``<name>.safetensors.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + ".sha256")
+
+
 def save_checkpoint(
     path: Path, state_dict: dict[str, torch.Tensor], config: dict[str, Any] | None = None
 ) -> None:
-    """Write ``path`` (.safetensors) atomically, and ``config`` next to it as JSON if given."""
+    """Write ``path`` (.safetensors) atomically, then its SHA-256 (:func:`checksum_file`),
+    and ``config`` next to it as JSON if given."""
     from safetensors.torch import save
 
+    path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
-    atomic_write_bytes(path, save(tensors, metadata={"format": CHECKPOINT_FORMAT}))
+    blob = save(tensors, metadata={"format": CHECKPOINT_FORMAT})
+    atomic_write_bytes(path, blob)
+    atomic_write_text(checksum_file(path), f"{hashlib.sha256(blob).hexdigest()}  {path.name}\n")
     if config is not None:
         atomic_write_json(path.with_suffix(".json"), {"format": CHECKPOINT_FORMAT, **config})
 
 
+def verify_checkpoint(path: Path, data: bytes | None = None) -> bool:
+    """Check a checkpoint against the SHA-256 written when it was saved.
+
+    Args:
+        path: the ``.safetensors`` file.
+        data: its bytes, if already read.
+
+    Returns:
+        True when it matches; False when it has no checksum file (written by serkit before
+        checksums were kept).
+
+    Raises:
+        ModelError: the file or its checksum file cannot be read, or they do not match
+            (the message names the file).
+    """
+    path = Path(path)
+    sidecar = checksum_file(path)
+    try:
+        text = sidecar.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return False
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelError(f"{sidecar}: cannot read the checkpoint's checksum ({err})") from None
+    expected = text.split()[0].lower() if text.split() else ""
+    if len(expected) != 64:
+        raise ModelError(f"{sidecar}: not a SHA-256 checksum file (expected '<64 hex digits>  {path.name}')")
+    if data is None:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise ModelError(f"{path}: checkpoint not found") from None
+        except OSError as err:
+            raise ModelError(f"{path}: cannot read checkpoint ({err.strerror or err})") from None
+    got = hashlib.sha256(data).hexdigest()
+    if got != expected:
+        raise ModelError(
+            f"{path}: the checkpoint does not match the SHA-256 written when it was saved ({sidecar.name}: "
+            f"{expected[:12]}..., file: {got[:12]}...); it was modified or corrupted. Refusing to load it: "
+            "rerun the training (serkit run --resume retrains only the runs whose checkpoints are gone "
+            "once you delete this file and its runs/<id>.json)"
+        )
+    return True
+
+
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors checkpoint written by :func:`save_checkpoint` (never unpickles)."""
+    """Read a safetensors checkpoint written by :func:`save_checkpoint` (never unpickles).
+
+    The file is checked against its SHA-256 (:func:`verify_checkpoint`) first.
+
+    Raises:
+        ModelError: missing, unreadable, modified since it was saved, or not safetensors.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -66,6 +132,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"{path}: checkpoint not found") from None
     except OSError as err:
         raise ModelError(f"{path}: cannot read checkpoint ({err.strerror or err})") from None
+    verify_checkpoint(Path(path), data)
     try:
         return load(data)
     except (SafetensorError, ValueError, json.JSONDecodeError) as err:
