@@ -14,6 +14,7 @@ __all__ = [
     "PluginError",
     "RecipeError",
     "SerkitError",
+    "StorageError",
 ]
 
 
@@ -51,3 +52,17 @@ class DatasetError(SerkitError):
 
 class ModelError(SerkitError):
     """A model, checkpoint or run folder cannot be built or loaded."""
+
+
+class StorageError(SerkitError, OSError):
+    """A file could not be written (no space left, quota, read-only file system, permissions).
+
+    Also an :class:`OSError` (``errno``, ``strerror``, ``filename``), so code that handles
+    file-system errors keeps handling it.
+    """
+
+    def __str__(self) -> str:
+        hint = {28: "free some space or write elsewhere", 122: "free some space or write elsewhere",
+                30: "the file system is read-only; write elsewhere", 13: "no permission; write elsewhere"}
+        extra = hint.get(self.errno or 0)
+        return f"cannot write {self.filename}: {self.strerror or 'error'}" + (f" ({extra})" if extra else "")

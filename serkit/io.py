@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from serkit.errors import StorageError
+
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_text", "cached_file_sha256"]
 
 #: sha256 of files hashed by :func:`cached_file_sha256`, keyed by
@@ -19,21 +21,31 @@ _FILE_HASHES_LOCK = threading.Lock()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temp file in the same folder, fsync, then rename over ``path``."""
+    """Write ``data`` to a temp file in the same folder, fsync, then rename over ``path``.
+
+    Raises:
+        StorageError: the file could not be written (no space left, quota, read-only file
+            system, permissions); ``path`` is then unchanged and no temp file is left.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:
+        raise StorageError(err.errno, err.strerror or str(err), str(path)) from err
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(err, OSError) and not isinstance(err, StorageError):
+            raise StorageError(err.errno, err.strerror or str(err), str(path)) from err
         raise
 
 
