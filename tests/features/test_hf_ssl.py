@@ -101,10 +101,11 @@ def _reference_states(folder: Path, kind: str, wav: np.ndarray) -> list[np.ndarr
 
 
 # -- import cost, params ------------------------------------------------------------------
-def test_module_imports_no_heavy_libraries():
+@pytest.mark.parametrize("module", ["hf_ssl", "hf_base", "whisper"])
+def test_module_imports_no_heavy_libraries(module):
     code = (
         "import sys\n"
-        "import serkit.builtin.extractors.hf_ssl\n"
+        f"import serkit.builtin.extractors.{module}\n"
         "print(','.join(m for m in ('torch', 'transformers', 'librosa') if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -188,13 +189,14 @@ def test_layer_out_of_range(checkpoints):
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_batch_equals_one_by_one(checkpoints, kind):
     ext = HfSsl(model=str(checkpoints[kind]), layer="weighted")
-    assert ext.batches_with_mask is KINDS[kind][4]
+    masked = kind != "data2vec"  # group-norm checkpoints too: their group norm is masked per item
+    assert ext.batches_with_mask is masked
     wavs = [_wav(n, seed=i) for i, n in enumerate((3000, 1900, 3000, 2411, 61))]
     calls = []
     ext.load_model().register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
     batch = ext.extract_batch(wavs)
     # masked models mix lengths in one padded pass; the others only batch equal lengths
-    expected = [(5, 3000)] if KINDS[kind][4] else [(2, 3000), (1, 2411), (1, 1900), (1, 61)]
+    expected = [(5, 3000)] if masked else [(2, 3000), (1, 2411), (1, 1900), (1, 61)]
     assert [tuple(c) for c in calls] == expected
     for wav, got in zip(wavs, batch, strict=True):
         alone = ext.extract(wav)
@@ -410,3 +412,95 @@ def test_chunks_shorter_than_the_receptive_field_are_refused(tmp_path):
     with pytest.raises(ModelError, match=r"max_chunk_seconds=0.1 gives 40 samples per chunk at 400 Hz, fewer than"):
         _ = HfSsl(model=str(folder), max_chunk_seconds=0.1).dim
     assert HfSsl(model=str(folder), max_chunk_seconds=1.0).max_chunk_samples == 400
+
+
+# -- only the needed layers run -----------------------------------------------------------
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_layers_above_the_highest_selected_state_are_dropped(tmp_path, kind):
+    """A 4-layer model: each selection keeps the fewest layers that give its states exactly."""
+    cfg_cls, model_cls, extra, _, _ = KINDS[kind]
+    config = getattr(transformers, cfg_cls)(**{**TINY, **extra, "num_hidden_layers": 4})
+    torch.manual_seed(0)
+    getattr(transformers, model_cls)(config).save_pretrained(tmp_path)
+    transformers.Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=False).save_pretrained(tmp_path)
+    wav = _wav(6000, seed=5)
+    full = getattr(transformers, model_cls).from_pretrained(tmp_path).eval()
+    with torch.inference_mode():
+        ref = [h[0].numpy() for h in full(torch.from_numpy(wav)[None], output_hidden_states=True).hidden_states]
+    stable = bool(getattr(config, "do_stable_layer_norm", False))  # the last state gets a final norm
+    for layer in range(5):
+        ext = HfSsl(model=str(tmp_path), layer=layer)
+        kept = len(ext.load_model().encoder.layers)
+        assert kept == (4 if layer == 4 else max(1, layer + stable)), (layer, kept)
+        np.testing.assert_allclose(ext.extract(wav), ref[layer], atol=1e-5)
+    assert len(HfSsl(model=str(tmp_path), layer=[0, 2]).load_model().encoder.layers) == 2 + stable
+
+
+# -- pooled storage -----------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["wav2vec2_group", "wavlm_layer"])
+def test_pooled_equals_pooling_the_frames(checkpoints, kind):
+    folder = str(checkpoints[kind])
+    wavs = [_wav(n, seed=i) for i, n in enumerate((3000, 5000, 1900))]
+    frames = HfSsl(model=folder, layer="weighted", max_chunk_seconds=0.1).extract_batch(wavs)  # chunked too
+    mean = HfSsl(model=folder, layer="weighted", pool="mean", max_chunk_seconds=0.1)
+    both = HfSsl(model=folder, layer="weighted", pool="mean_std", max_chunk_seconds=0.1)
+    assert (mean.output, mean.dim, both.dim, both.n_layers, both.layer_width) == ("vector", 96, 192, 3, 64)
+    for f, m, s in zip(frames, mean.extract_batch(wavs), both.extract_batch(wavs), strict=True):
+        split = f.astype(np.float64).reshape(len(f), 3, 32)
+        assert m.shape == (96,) and s.shape == (192,)
+        np.testing.assert_allclose(mean.split_layers(m), split.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(both.split_layers(s)[:, :32], split.mean(axis=0), atol=1e-5)
+        np.testing.assert_allclose(both.split_layers(s)[:, 32:], split.std(axis=0), atol=1e-5)
+    single = HfSsl(model=folder, layer=[1, 2], pool="mean_std")
+    assert (single.n_layers, single.dim) == (1, 64)
+    avg = HfSsl(model=folder, layer=[1, 2]).extract(wavs[0]).astype(np.float64)
+    np.testing.assert_allclose(single.extract(wavs[0]), np.r_[avg.mean(0), avg.std(0)], atol=1e-5)
+
+
+def test_pooled_store_equals_pooling_the_frame_level_store(tmp_path, make_wav, checkpoints):
+    """Through the driver into float16 stores: pooled storage == pooling the stored frames (float16 tolerance)."""
+    from serkit.builtin.extractors.whisper import Whisper
+    from serkit.testing.tiny_hf import save_tiny_whisper
+
+    whisper_folder = save_tiny_whisper(tmp_path / "whisper")
+    paths = [make_wav(f"w{i}.wav", seconds=0.4 + 0.9 * i, seed=i) for i in range(4)]  # up to 3.1 s: chunked
+    utts = [Utterance(f"u{i}", str(p), "happy", "s") for i, p in enumerate(paths)]
+    for model, cls in ((str(checkpoints["wav2vec2_group"]), HfSsl), (str(whisper_folder), Whisper)):
+        frames_ext = cls(model=model, layer="weighted", max_chunk_seconds=1.0)
+        frames_store = FeatureStore(tmp_path / "frames", frames_ext, dtype="float16")
+        frames_keys = extract_features(utts, frames_ext, frames_store, batch_size=3, progress=False).keys
+        for pool in ("mean", "mean_std"):
+            pooled_ext = cls(model=model, layer="weighted", max_chunk_seconds=1.0, pool=pool)
+            assert pooled_ext.fingerprint() != frames_ext.fingerprint()
+            store = FeatureStore(tmp_path / "pooled", pooled_ext, dtype="float16")
+            keys = extract_features(utts, pooled_ext, store, batch_size=3, progress=False).keys
+            assert store.dim == pooled_ext.dim
+            for u in utts:
+                x = frames_ext.split_layers(frames_store.get(frames_keys[u.id]).astype(np.float64))  # (L, n, H)
+                stats = [x.mean(axis=0)] + ([x.std(axis=0)] if pool == "mean_std" else [])
+                expected = np.concatenate(stats, axis=-1)
+                got = pooled_ext.split_layers(store.get(keys[u.id]))
+                np.testing.assert_allclose(got, expected, rtol=2e-3, atol=2e-3)
+
+
+def test_fingerprint_of_frame_level_storage_is_unchanged_by_pool(checkpoints):
+    """``pool: none`` keeps the key stores had before ``pool`` existed; other pools get their own."""
+    import hashlib
+    import json
+
+    ext = HfSsl(model="facebook/wav2vec2-base", layer="weighted")
+    params = ext.params.model_dump(mode="json", exclude={"type", "device", "local_files_only", "pool"})
+    legacy = json.dumps({"name": "hf_ssl", "version": "1", "params": params}, sort_keys=True)
+    assert ext.fingerprint() == hashlib.sha256(legacy.encode()).hexdigest()[:16]
+    hub = "facebook/wav2vec2-base"
+    pooled = {HfSsl(model=hub, layer="weighted", pool=p).fingerprint() for p in ("mean", "mean_std")}
+    assert len(pooled) == 2 and ext.fingerprint() not in pooled
+
+
+@pytest.mark.parametrize("pool", ["none", "mean_std"])
+def test_extractor_contract(checkpoints, pool):
+    from serkit.testing.extractor_contract import check_extractor
+
+    ext = HfSsl(model=str(checkpoints["wav2vec2_group"]), layer="weighted", pool=pool)
+    assert check_extractor(ext, changed_params={"layer": 0}, atol=1e-4) == []
+    assert check_extractor(ext, changed_params={"pool": "mean"}, atol=1e-4) == []
