@@ -55,7 +55,14 @@ def test_sweep_variants_validate(path: Path) -> None:
 def test_paper_table3_variants_are_the_papers() -> None:
     recipes = variant_recipes(RECIPES / "paper_table3.yaml")
     fusion = {name: r.fusion.type for name, (r, _) in recipes.items()}
-    assert fusion == {"Base": "concat", "SB": "shared_bottom", "OMoE": "omoe", "MMoE": "mmoe", "Ours": "gated_nas"}
+    assert fusion == {
+        "Base": "shared_bottom",
+        "BaseConcat": "concat",
+        "SB": "shared_bottom",
+        "OMoE": "omoe",
+        "MMoE": "mmoe",
+        "Ours": "gated_nas",
+    }
     base = recipes["Base"][0]
     assert {d.head for d in base.domains.values()} == {"all"}
     ours = recipes["Ours"][0]
@@ -75,3 +82,48 @@ def test_table4_drops_only_the_aux_loss() -> None:
         a["loss"].pop("aux")
         b["loss"].pop("aux")
         assert a == b
+
+
+@pytest.mark.parametrize("name", ["paper_table3.yaml", "dev_table3.yaml", "synthetic_table3.yaml"])
+def test_table3_base_differs_from_sb_only_in_its_one_shared_tower(name: str) -> None:
+    spec = load_sweep(RECIPES / name)
+    _skip_without_plugin(RECIPES / (spec.recipe or ""))
+    recipes = variant_recipes(RECIPES / name)
+    base, sb = recipes["Base"][0].model_dump(), recipes["SB"][0].model_dump()
+    assert base["fusion"] == sb["fusion"] and base["fusion"]["type"] == "shared_bottom"
+    assert {d["head"] for d in base["domains"].values()} == {"all"} and list(base["heads"]) == ["all"]
+    assert all(d["head"] is None for d in sb["domains"].values())
+    for recipe in (base, sb):
+        recipe.pop("heads")
+        for d in recipe["domains"].values():
+            d.pop("head")
+    assert base == sb
+
+
+def test_table3_base_model_is_a_shared_bottom_and_one_head_over_the_union_of_labels() -> None:
+    import torch
+
+    from serkit.engine.data import StreamInfo
+    from serkit.engine.model import build_model, head_plan
+    from serkit.nn.moe import SharedBottomNet
+
+    recipes = variant_recipes(RECIPES / "synthetic_table3.yaml")
+    streams = [StreamInfo("mfcc", "sequence", 40), StreamInfo("ge2e", "vector", 256)]
+    own = {d: sorted(spec.dataset.emotions) for d, spec in recipes["Base"][0].domains.items()}
+    models = {}
+    for name in ("Base", "SB"):
+        recipe = recipes[name][0]
+        head_of, head_labels = head_plan(recipe, own)
+        labels = {d: head_labels[h] for d, h in head_of.items()}
+        models[name] = build_model(recipe, get_registry(), streams, labels, head_of)
+    base, sb = models["Base"], models["SB"]
+    assert isinstance(base.fusion, SharedBottomNet) and isinstance(sb.fusion, SharedBottomNet)
+    assert {k: v.shape for k, v in base.fusion.state_dict().items()} == {
+        k: v.shape for k, v in sb.fusion.state_dict().items()
+    }
+    assert list(base.heads) == ["all"] and base.head_of == {"xa": "all", "xb": "all", "xc": "all"}
+    union = ["angry", "boredom", "disgust", "fear", "happy", "neutral", "sad", "surprise"]  # the paper's 8 classes
+    assert all(labs == union for labs in base.labels.values())
+    out = [m for m in base.heads["all"].modules() if isinstance(m, torch.nn.Linear)][-1]
+    assert out.out_features == 8
+    assert list(sb.heads) == ["xa", "xb", "xc"]

@@ -14,6 +14,9 @@ from serkit.nn.masking import check_lengths, lengths_to_mask, masked_softmax, ze
 
 __all__ = ["CnnBiLstmAttn"]
 
+#: What the attention logits can be scaled by: ``sqrt(attention_dim)`` or ``sqrt(2 * lstm_hidden)``.
+_SCALES = ("attention_dim", "lstm_state")
+
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -36,8 +39,11 @@ class CnnBiLstmAttn(nn.Module):
        forward and final backward states concatenated, ``(B, 2 * lstm_hidden)``; dropout
        on both;
     4. scaled dot-product attention: ``q = W_Q h``, ``K = H W_K``, ``V = H W_V`` (all to
-       ``attention_dim``, no bias), weights ``softmax(q K^T / sqrt(attention_dim))`` over
-       the valid frames only, output ``weights @ V``.
+       ``attention_dim``, no bias), weights ``softmax(q K^T / sqrt(s))`` over the valid
+       frames only, output ``weights @ V``. ``s`` is ``attention_dim`` (the transformer
+       convention, the default) or, with ``attention_scale="lstm_state"``, the paper's
+       ``k`` (eq. 2): the size of the BiLSTM state ``h`` that ``W_Q`` projects,
+       ``2 * lstm_hidden``.
 
     Padding never changes a row's output: with the same weights, a sequence alone and the
     same sequence padded with anything in a larger batch give the same vector (eval mode).
@@ -52,6 +58,8 @@ class CnnBiLstmAttn(nn.Module):
         dropout: dropout probability in ``[0, 1)``.
         lstm_impl: ``"auto"`` (padded on CPU, packed on CUDA), ``"padded"`` or
             ``"packed"``; all three give the same numbers.
+        attention_scale: ``"attention_dim"`` or ``"lstm_state"`` (the paper's): what the
+            attention logits are scaled by (see step 4).
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class CnnBiLstmAttn(nn.Module):
         attention_dim: int = 256,
         dropout: float = 0.1,
         lstm_impl: str = "auto",
+        attention_scale: str = "attention_dim",
     ) -> None:
         super().__init__()
         self.in_dim = _positive_int("in_dim", in_dim)
@@ -83,6 +92,11 @@ class CnnBiLstmAttn(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ModelError(f"cnn_bilstm_attn: dropout must be in [0, 1); got {dropout!r}")
         choose_impl(lstm_impl, torch.device("cpu"))  # validates the name
+        if attention_scale not in _SCALES:
+            raise ModelError(
+                f"cnn_bilstm_attn: attention_scale must be one of {', '.join(_SCALES)}; got {attention_scale!r}"
+            )
+        self.attention_scale = attention_scale
         self.lstm_impl = lstm_impl
         self.kernel_sizes = kernel_sizes
         self.convs = nn.ModuleList(
@@ -100,7 +114,7 @@ class CnnBiLstmAttn(nn.Module):
         self.w_q = nn.Linear(2 * lstm_hidden, attention_dim, bias=False)
         self.w_k = nn.Linear(2 * lstm_hidden, attention_dim, bias=False)
         self.w_v = nn.Linear(2 * lstm_hidden, attention_dim, bias=False)
-        self.scale = 1.0 / math.sqrt(attention_dim)
+        self.scale = 1.0 / math.sqrt(attention_dim if attention_scale == "attention_dim" else 2 * lstm_hidden)
         self.out_dim: int = attention_dim
 
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
@@ -129,4 +143,7 @@ class CnnBiLstmAttn(nn.Module):
         return masked_softmax(scores, mask), values
 
     def extra_repr(self) -> str:
-        return f"in_dim={self.in_dim}, kernel_sizes={self.kernel_sizes}, out_dim={self.out_dim}"
+        return (
+            f"in_dim={self.in_dim}, kernel_sizes={self.kernel_sizes}, out_dim={self.out_dim}, "
+            f"attention_scale={self.attention_scale!r}"
+        )

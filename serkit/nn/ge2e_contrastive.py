@@ -50,14 +50,16 @@ class Ge2eContrastive(nn.Module):
        unlike clamping, never stuck at the bound with a zero gradient) and a free bias ``b``.
     5. ``L(x_ji) = -log softmax_k(S_ji,k)[j]``, reduced over the kept samples by ``"mean"``
        (default: the loss weight means the same thing whatever the batch size) or ``"sum"``
-       (the paper's literal form, ``CE + alpha * sum_ji L(x_ji)``).
+       (the paper's eq. 6, ``CE + alpha * sum_ji L(x_ji)``: with ``N`` kept samples, ``N``
+       times the mean, so the paper's alpha values assume ``"sum"``).
 
     The computation is vectorised over samples (no Python loop). It runs in the promoted
     dtype of the embedding and the parameters (float32 at least).
 
     Args:
         min_per_class: a class needs at least this many samples in the batch to count
-            (``>= 2``). The paper keeps classes with *more than* 5 samples, i.e. 6.
+            (``>= 2``). The default is the paper's: it keeps classes with *more than* 5
+            samples, i.e. at least 6.
         init_w: initial scale ``w`` (``> 0``); GE2E uses 10.
         init_b: initial bias ``b``; GE2E uses -5.
         exclusive_centroid: leave ``x_ji`` out of its own class centroid.
@@ -68,7 +70,7 @@ class Ge2eContrastive(nn.Module):
     def __init__(
         self,
         *,
-        min_per_class: int = 5,
+        min_per_class: int = 6,
         init_w: float = 10.0,
         init_b: float = -5.0,
         exclusive_centroid: bool = False,

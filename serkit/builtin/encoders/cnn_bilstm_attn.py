@@ -49,6 +49,13 @@ class CnnBiLstmAttnEncoder(Encoder):
             "each sequence reversed within its length (fast on CPU); 'packed': "
             "pack_padded_sequence (cuDNN's native path); 'auto': padded on CPU, packed on CUDA.",
         )
+        attention_scale: Literal["attention_dim", "lstm_state"] = Field(
+            "attention_dim",
+            description="What the attention logits q K^T are divided by the square root of: "
+            "'attention_dim' (the transformer convention), or 'lstm_state', the paper's k (eq. 2): "
+            "the size of the BiLSTM state the query comes from, 2 x lstm_hidden. The paper_* "
+            "recipes use 'lstm_state'.",
+        )
 
         @field_validator("kernel_sizes")
         @classmethod
@@ -79,4 +86,5 @@ class CnnBiLstmAttnEncoder(Encoder):
             attention_dim=p.attention_dim,
             dropout=p.dropout,
             lstm_impl=p.lstm_impl,
+            attention_scale=p.attention_scale,
         )

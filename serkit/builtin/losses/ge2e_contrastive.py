@@ -35,10 +35,10 @@ class Ge2eContrastiveLoss(Loss):
             "domain's aux_weight overrides it. Paper: English 0.1, German 0.01, French 0.015.",
         )
         min_per_class: int = Field(
-            5,
+            6,
             ge=2,
             description="A class takes part in a batch's loss only if it has at least this many "
-            "samples in the batch. The paper keeps classes with more than 5 samples, i.e. 6.",
+            "samples in the batch. Default: the paper's (it keeps classes with more than 5 samples).",
         )
         init_w: float = Field(
             10.0,
@@ -57,7 +57,9 @@ class Ge2eContrastiveLoss(Loss):
         reduction: Literal["mean", "sum"] = Field(
             "mean",
             description="Reduction over the kept samples: 'mean' keeps the weight comparable "
-            "across batch sizes; 'sum' is the paper's literal form.",
+            "across batch sizes; 'sum' is the paper's eq. 6 (CE + alpha * sum of the per-sample "
+            "losses), which its alpha values (0.1 / 0.01 / 0.015) assume: with 8 samples of 4 "
+            "classes kept, 'sum' is 32 x 'mean'. The paper_* recipes use 'sum'.",
         )
 
     params: Params
