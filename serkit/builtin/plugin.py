@@ -42,6 +42,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "serkit.builtin.extractors.hf_ssl",
     "serkit.builtin.encoders.cnn_bilstm_attn",
     "serkit.builtin.encoders.mean_pool",
+    "serkit.builtin.encoders.stats_pool",
     "serkit.builtin.fusion.concat",
     "serkit.builtin.fusion.shared_bottom",
     "serkit.builtin.fusion.omoe",

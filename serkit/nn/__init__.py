@@ -6,6 +6,7 @@ below are loaded from their submodules (which import torch) on first access.
 
 - :class:`CnnBiLstmAttn`: the paper's sequence encoder, ``(B, L, d) -> (B, attention_dim)``
 - :class:`MeanPool`: masked mean (optionally mean and std) pooling, ``(B, L, d) -> (B, d)``
+- :class:`StatsPool`: mean and std of the frames and of their deltas, ``(B, L, d) -> (B, 2d(1 + deltas))``
 - :class:`ConcatFusionNet` and :class:`FusionOutput`: stream concatenation
 - :class:`MLP`: the classification tower, ``(B, in_dim) -> (B, n_classes)``
 - :class:`CrossEntropy`: the main loss on logits
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     )
     from serkit.nn.mlp import MLP
     from serkit.nn.pooling import MeanPool
+    from serkit.nn.stats_pool import StatsPool
 
 __all__ = [
     "ACTIVATIONS",
@@ -42,6 +44,7 @@ __all__ = [
     "CrossEntropy",
     "FusionOutput",
     "MeanPool",
+    "StatsPool",
     "check_lengths",
     "layer_plan",
     "lengths_to_mask",
@@ -68,6 +71,7 @@ _WHERE: dict[str, str] = {
     "zero_padding": "masking",
     "MLP": "mlp",
     "MeanPool": "pooling",
+    "StatsPool": "stats_pool",
 }
 
 
