@@ -71,7 +71,8 @@ def train(
     torch.manual_seed(0)
     model = build_model(recipe, reg, [StreamInfo("v", "vector", DIM)], LABELS)
     dim = int(model.fusion.out_dim)
-    ce, ge2e = reg.create("loss", {"type": "cross_entropy"}), reg.create("loss", {"type": "ge2e_contrastive", "min_per_class": 5})
+    ce = reg.create("loss", {"type": "cross_entropy"})
+    ge2e = reg.create("loss", {"type": "ge2e_contrastive", "min_per_class": 5})  # balanced batches of 5
     main = torch.nn.ModuleDict({d: ce.build(dim, len(labs)) for d, labs in LABELS.items()})
     aux = torch.nn.ModuleDict({d: ge2e.build(dim, len(labs)) for d, labs in LABELS.items()})
     opt = reg.create("optimizer", {"type": "adamw", "lr": 0.01}).build(
