@@ -61,7 +61,7 @@ def cache() -> None:
 
     \b
     serkit cache ls                           what is cached, how big, how old
-    serkit cache verify --repair              find corrupt items and delete them
+    serkit cache verify --repair              delete corrupt items, rebuild damaged store files
     serkit cache prune --older-than 30        delete stores unused for 30 days
     serkit cache export --store mfcc --format npz --out mfcc.npz
     """
@@ -143,18 +143,28 @@ def _print_table(console: Console, stores: list[StoreInfo], title: str) -> None:
 @_ROOT_OPTION
 @click.option("--store", "selector", default=None, metavar="NAME",
               help="Only this store: extractor name, fingerprint (prefix) or file name.")
-@click.option("--repair", is_flag=True, help="Delete the corrupt items so that the next run recomputes them.")
+@click.option("--repair", is_flag=True,
+              help="Delete the corrupt items, and rebuild damaged store files from their readable items, so that "
+              "the next run recomputes the rest.")
 def verify(root: Path | None, selector: str | None, repair: bool) -> None:
     """Read every stored item and check its checksum, shape and values.
 
     Exit code 0 when every store is sound (or repaired), 1 when corrupt items or
     unreadable store files remain.
     """
-    from serkit.features.admin import find_store, list_stores, verify_store
+    from serkit.errors import CacheError
+    from serkit.features.admin import StoreProblem, find_damaged, find_store, list_stores, verify_store
+    from serkit.features.store import recovery_hint
 
     root = _root(root)
     if selector is not None:
-        stores, problems = [find_store(root, selector)], []
+        try:
+            stores, problems = [find_store(root, selector)], []
+        except CacheError as err:
+            damaged = find_damaged(root, selector)
+            if len(damaged) != 1:
+                raise
+            stores, problems = [], [StoreProblem(damaged[0], str(err).removeprefix(f"{damaged[0]}: "))]
     else:
         listing = list_stores(root)
         stores = listing.stores
@@ -183,10 +193,26 @@ def verify(root: Path | None, selector: str | None, repair: bool) -> None:
             failed = True
             click.echo("  run again with --repair to delete them (the next run recomputes them)")
     for p in problems:
+        if repair:
+            _salvage(p.path)
+            continue
         failed = True
-        click.secho(f"{p.path}: {p.message}; delete the file to rebuild the store", fg="red")
+        hint = "" if "serkit cache" in p.message else f"; {recovery_hint(p.path)}"
+        click.secho(f"{p.path}: {p.message}{hint}", fg="red")
     if failed:
         raise SystemExit(1)
+
+
+def _salvage(path: Path) -> None:
+    from serkit.features.admin import salvage_store_file
+
+    done = salvage_store_file(path)
+    if done.deleted:
+        click.echo(f"{path}: damaged beyond its meta table; deleted (the next run recomputes its features)")
+    else:
+        lost = f", {done.lost} unreadable item(s) dropped" if done.lost else ""
+        click.echo(f"{path}: damaged file rebuilt: {done.kept} readable item(s) kept{lost}; the next run recomputes "
+                   "whatever is missing")
 
 
 # ------------------------------------------------------------------ prune
@@ -207,7 +233,8 @@ def prune(root: Path | None, older_than: float | None, selector: str | None, has
 
     Do not prune a store that a running extraction or training is using.
     """
-    from serkit.features.admin import delete_store_files, select_prunable
+    from serkit.errors import CacheError
+    from serkit.features.admin import delete_store_files, find_damaged, select_prunable
 
     root = _root(root)
     if older_than is None and selector is None and not hash_index:
@@ -216,7 +243,14 @@ def prune(root: Path | None, older_than: float | None, selector: str | None, has
         _prune_hash_index(root, dry_run)
         if older_than is None and selector is None:
             return
-    victims = select_prunable(root, older_than_days=older_than, store=selector)
+    try:
+        victims = select_prunable(root, older_than_days=older_than, store=selector)
+    except CacheError:
+        damaged = find_damaged(root, selector) if selector is not None and older_than is None else []
+        if len(damaged) != 1:
+            raise
+        _prune_damaged(damaged[0], dry_run, assume_yes)
+        return
     if not victims:
         click.echo(f"nothing to prune in {root}")
         return
@@ -232,6 +266,21 @@ def prune(root: Path | None, older_than: float | None, selector: str | None, has
         return
     freed = sum(delete_store_files(s.path) for s in victims)
     click.echo(f"deleted {len(victims)} store(s), freed {human_bytes(freed)}")
+
+
+def _prune_damaged(path: Path, dry_run: bool, assume_yes: bool) -> None:
+    """Delete a store file that cannot be read (and its shard files and -wal/-shm files)."""
+    from serkit.features.admin import delete_store_files
+
+    verb = "would delete" if dry_run else "to delete"
+    click.echo(f"{verb} 1 damaged store: {path.name}")
+    if dry_run:
+        return
+    if not assume_yes and not click.confirm("delete it?", default=False):
+        click.echo("nothing deleted")
+        return
+    freed = delete_store_files(path)
+    click.echo(f"deleted 1 store(s), freed {human_bytes(freed)}")
 
 
 def _prune_hash_index(root: Path, dry_run: bool) -> None:

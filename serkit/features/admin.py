@@ -5,8 +5,14 @@ and its shard files ``<root>/<extractor>-<fingerprint>.shards/shard-*.sqlite``, 
 :mod:`serkit.features.store`) without the extractor that wrote them: the ``meta`` table
 says what a store holds. A store is its main file plus its shard files: listing, verifying,
 exporting and pruning cover all of them. Listing, verifying and exporting open the databases
-read-only (a store's modification time is not changed by looking at it); only
-:func:`verify_store` with ``repair=True`` and :func:`delete_store_files` write.
+read-only (a store's modification time is not changed by looking at it, and a cache
+shared read-only is listed and verified like any other); only :func:`verify_store` with
+``repair=True``, :func:`salvage_store_file` and :func:`delete_store_files` write.
+
+A damaged database file ("database disk image is malformed") cannot be verified item by
+item; :func:`salvage_store_file` (``serkit cache verify --repair``) copies every item it
+can still read and verify into a new file that replaces it, and the next run recomputes
+the rest.
 
 A file in the folder that is not a readable store is reported as a
 :class:`StoreProblem`, never raised, by :func:`list_stores`.
@@ -33,8 +39,16 @@ from typing import Any, Literal
 import numpy as np
 
 from serkit.errors import CacheError, SerkitError
-from serkit.features.sqlite_util import delete_in, transaction
-from serkit.features.store import BUSY_TIMEOUT_S, SHARDS_SUFFIX, STORE_FORMAT, _checksum, shard_files
+from serkit.features.sqlite_util import connect_read_only, delete_in, is_malformed, transaction
+from serkit.features.store import (
+    _SCHEMA,
+    BUSY_TIMEOUT_S,
+    SHARDS_SUFFIX,
+    STORE_FORMAT,
+    _checksum,
+    recovery_hint,
+    shard_files,
+)
 from serkit.paths import cache_dir
 
 __all__ = [
@@ -43,15 +57,18 @@ __all__ = [
     "ExportFormat",
     "ExportResult",
     "Listing",
+    "SalvageReport",
     "StoreInfo",
     "StoreProblem",
     "VerifyReport",
     "default_root",
     "delete_store_files",
     "export_store",
+    "find_damaged",
     "find_store",
     "list_stores",
     "read_store_info",
+    "salvage_store_file",
     "select_prunable",
     "verify_store",
 ]
@@ -218,10 +235,10 @@ class ExportResult:
 
 # ----------------------------------------------------------------------------- reading
 def _connect_ro(path: Path) -> sqlite3.Connection:
-    """A read-only connection (does not change the database's modification time)."""
-    uri = f"{path.resolve().as_uri()}?mode=ro"
+    """A read-only connection (does not change the database's modification time; works in a
+    folder this process cannot write, see :func:`serkit.features.sqlite_util.connect_read_only`)."""
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+        conn = connect_read_only(path, BUSY_TIMEOUT_S)
     except sqlite3.Error as err:
         raise CacheError(f"{path}: cannot open the feature store ({err})") from err
     return conn
@@ -254,6 +271,8 @@ def _file_facts(path: Path, with_keys: bool) -> tuple[dict[str, str], int, set[s
             dtypes = {r[0] for r in conn.execute("SELECT DISTINCT dtype FROM features").fetchall()}
             keys = {r[0] for r in conn.execute("SELECT key FROM features").fetchall()} if with_keys else set()
         except sqlite3.Error as err:
+            if is_malformed(err):
+                raise CacheError(f"{path}: not a readable feature store ({err}); {recovery_hint(path)}") from err
             raise CacheError(f"{path}: not a serkit feature store ({err})") from err
     finally:
         conn.close()
@@ -404,6 +423,22 @@ def find_store(root: Path | None, selector: str) -> StoreInfo:
     raise CacheError(f"no feature store matches {selector!r} in {listing.root} (stores: {known})")
 
 
+def find_damaged(root: Path | None, selector: str) -> list[Path]:
+    """The store files of ``root`` that ``selector`` names (as :func:`find_store` would) but
+    that cannot be read as stores (damaged, or not stores at all)."""
+    wanted = selector.removesuffix(".sqlite")
+    out = []
+    for p in list_stores(root).problems:
+        if p.path.suffix != ".sqlite" or not p.path.is_file():
+            continue
+        extractor, _, fingerprint = p.path.stem.rpartition("-")
+        if wanted in (p.path.stem, extractor, fingerprint, str(p.path)) or (
+            len(wanted) >= 4 and fingerprint.startswith(wanted)
+        ):
+            out.append(p.path)
+    return out
+
+
 # ----------------------------------------------------------------------------- rows
 def _decode(shape_json: str, dtype: str, data: bytes, checksum: str, output: str, dim: int) -> np.ndarray | str:
     """The stored array (in its stored dtype), or why the row is corrupt."""
@@ -446,7 +481,8 @@ def _rows(conn: sqlite3.Connection, path: Path, ordered: bool) -> Iterator[tuple
                 return
             yield from rows
     except sqlite3.Error as err:
-        raise CacheError(f"{path}: reading the items failed ({err})") from err
+        hint = f"; {recovery_hint(path)}" if is_malformed(err) else ""
+        raise CacheError(f"{path}: reading the items failed ({err}){hint}") from err
 
 
 def verify_store(store: StoreInfo | Path, *, repair: bool = False) -> VerifyReport:
@@ -496,6 +532,114 @@ def _delete_keys(path: Path, keys: list[str]) -> int:
         raise CacheError(f"{path}: deleting the corrupt items failed ({err})") from err
     finally:
         conn.close()
+
+
+# ----------------------------------------------------------------------------- salvage
+@dataclass(frozen=True)
+class SalvageReport:
+    """What :func:`salvage_store_file` did to a damaged store file.
+
+    Attributes:
+        path: the file.
+        kept: items read, verified and kept.
+        lost: items known (from the key index) but unreadable or corrupt; at least this
+            many are gone (the next run recomputes them).
+        deleted: the file's meta table was unreadable, so the file was deleted (its
+            store is recreated, empty, by the next extraction).
+    """
+
+    path: Path
+    kept: int
+    lost: int
+    deleted: bool = False
+
+
+def _salvage_rows(conn: sqlite3.Connection, output: str, dim: int) -> tuple[dict[str, tuple[Any, ...]], int]:
+    """Every readable, sound row ``key -> (key, shape, dtype, data, checksum, created)``, and the
+    count of keys seen that could not be kept."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    sql = "SELECT key, shape, dtype, data, checksum, created FROM features"
+    try:  # in table order, up to the first damaged page
+        for row in conn.execute(sql):
+            if not isinstance(_decode(row[1], row[2], row[3], row[4], output, dim), str):
+                rows[row[0]] = tuple(row)
+    except sqlite3.Error:
+        pass
+    keys: list[str] = []
+    try:  # the keys from the primary-key index (other pages), then each missing row by key
+        keys = [r[0] for r in conn.execute("SELECT key FROM features ORDER BY key")]
+    except sqlite3.Error:
+        pass
+    lost = 0
+    for key in keys:
+        if key in rows:
+            continue
+        try:
+            row = conn.execute(f"{sql} WHERE key = ?", (key,)).fetchone()
+        except sqlite3.Error:
+            row = None
+        if row is not None and not isinstance(_decode(row[1], row[2], row[3], row[4], output, dim), str):
+            rows[key] = tuple(row)
+        else:
+            lost += 1
+    return rows, lost
+
+
+def salvage_store_file(path: Path) -> SalvageReport:
+    """Rebuild a damaged store file from what can still be read of it.
+
+    Every item that can be read and passes its checks (:func:`verify_store`'s) is copied,
+    with the ``meta`` table, into a new file that then replaces ``path`` (its ``-wal``,
+    ``-shm`` and ``-journal`` files are removed first, so they cannot be applied to the new
+    file). A damaged file whose ``meta`` cannot be read is deleted. Do not run it while a
+    process uses the store.
+
+    Raises:
+        CacheError: the folder cannot be written, or the file is a readable SQLite
+            database that is not a serkit store (it is left alone).
+    """
+    path = Path(path)
+    try:
+        conn = _connect_ro(path)
+        meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        output, dim = meta["output"], int(meta["dim"])
+    except (CacheError, sqlite3.Error, KeyError, ValueError) as err:
+        if not (is_malformed(err) or isinstance(err, (KeyError, ValueError))):
+            raise CacheError(f"{path}: not a serkit feature store ({err}); left as it is") from err
+        for p in [path, *(path.with_name(path.name + s) for s in COMPANION_SUFFIXES)]:
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as err:
+                raise CacheError(f"{p}: cannot delete the damaged store file ({err})") from err
+        return SalvageReport(path, 0, 0, deleted=True)
+    try:
+        rows, lost = _salvage_rows(conn, output, dim)
+    finally:
+        conn.close()
+    tmp = path.with_name(f".{path.name}.salvage.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        new = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            with transaction(new):
+                for stmt in _SCHEMA:
+                    new.execute(stmt)
+                new.executemany("INSERT INTO meta(name, value) VALUES (?, ?)", meta.items())
+                new.executemany(
+                    "INSERT INTO features(key, shape, dtype, data, checksum, created) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows.values(),
+                )
+        finally:
+            new.close()
+        for companion in (path.with_name(path.name + s) for s in COMPANION_SUFFIXES):
+            companion.unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except (OSError, sqlite3.Error) as err:
+        tmp.unlink(missing_ok=True)
+        raise CacheError(f"{path}: cannot write the salvaged store ({err})") from err
+    return SalvageReport(path, len(rows), lost)
 
 
 # ----------------------------------------------------------------------------- prune

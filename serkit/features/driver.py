@@ -114,6 +114,8 @@ class ExtractionResult:
         other_shards: distinct audio contents left to the other shards.
         hashed: audio files read to hash them; the hashes of the others came from the
             stat index (:mod:`serkit.features.hash_index`).
+        recomputed: stored items that failed their checksum (or shape), deleted and
+            computed again (counted in ``computed``).
     """
 
     keys: dict[str, str] = field(default_factory=dict)
@@ -126,6 +128,7 @@ class ExtractionResult:
     shard: tuple[int, int] | None = None
     other_shards: int = 0
     hashed: int = 0
+    recomputed: int = 0
 
     @property
     def real_time_factor(self) -> float:
@@ -270,6 +273,7 @@ def extract_features(
     executor: ExecutorName = "auto",
     shard: tuple[int, int] | None = None,
     rehash: bool = False,
+    verify: bool = True,
 ) -> ExtractionResult:
     """Compute the features of ``utterances`` that ``store`` does not hold yet.
 
@@ -296,6 +300,9 @@ def extract_features(
         rehash: read and hash every audio file even when the stat index
             (:mod:`serkit.features.hash_index`) knows it unchanged, and refresh the index
             (also with the environment variable ``SERKIT_REHASH=1``).
+        verify: read the stored items of these utterances once and recompute those whose
+            bytes fail their checksum (a warning counts them), so that training never meets
+            a corrupt item.
 
     Returns:
         An :class:`ExtractionResult`.
@@ -303,7 +310,7 @@ def extract_features(
     Raises:
         AudioError: bad audio with ``on_bad_audio="error"`` (the message names the file).
         CacheError: the extractor returned a wrong shape or non-finite values, or the
-            store cannot be written.
+            store cannot be written (a read-only store lacking some of the features).
         SerkitError: invalid arguments, a store of another extractor configuration, or
             worker processes that could not start or died.
     """
@@ -330,8 +337,16 @@ def extract_features(
             hashes, sizes = _hash_files(utterances, index, rehash or rehash_forced(), threads, bar, label, result)
             jobs = _group(utterances, hashes, sizes, store, on_bad_audio, result, shard)
 
-            # resume: skip what is stored (in any file of the store)
+            # resume: skip what is stored (in any file of the store) and sound
             todo_keys = set(store.missing(jobs))
+            if verify:
+                _recompute_corrupt(store, [k for k in jobs if k not in todo_keys], todo_keys, result)
+            if todo_keys and store.read_only:
+                raise CacheError(
+                    f"{store.path}: {len(todo_keys)} of {len(jobs)} audio file(s) have no features in this store, "
+                    f"and it is read-only (this process cannot write {store.root}); point SERKIT_CACHE (or the "
+                    "recipe's store.root) at a writable folder to extract them"
+                )
             todo = [j for k, j in jobs.items() if k in todo_keys]
             for k, j in jobs.items():
                 if k not in todo_keys:
@@ -374,6 +389,27 @@ def extract_features(
     result.keys = {u.id: result.keys[u.id] for u in utterances if u.id in result.keys}
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _recompute_corrupt(store: FeatureStore, stored: list[str], todo: set[str], result: ExtractionResult) -> None:
+    """Move the corrupt items of ``stored`` to ``todo`` (deleting them from the store)."""
+    bad = store.corrupt(stored)
+    if not bad:
+        return
+    if store.read_only:
+        raise CacheError(
+            f"{store.path}: {len(bad)} stored item(s) are corrupt (checksum mismatch) and the store is read-only, "
+            "so they cannot be recomputed; ask its owner to run 'serkit cache verify --repair' on it, or point "
+            "SERKIT_CACHE (or the recipe's store.root) at a writable folder"
+        )
+    store.delete(bad)
+    todo.update(bad)
+    result.recomputed = len(bad)
+    warnings.warn(
+        f"{store.path}: {len(bad)} stored item(s) were corrupt (checksum mismatch); they are computed again",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def _hash_files(

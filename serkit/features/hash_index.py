@@ -19,7 +19,8 @@ Safety:
 * The index is an accelerator only. It is written with a rollback journal (no WAL, so it
   also works on network file systems), and any error reading or writing it (a read-only
   cache folder, a locked or corrupt index) gives one warning and falls back to hashing
-  every file.
+  every file. In a folder this process cannot write (a cache shared read-only) the index
+  is only read: known files are not read again, newly hashed ones are not recorded.
 * ``SERKIT_REHASH=1`` (or ``extract_features(..., rehash=True)``, ``serkit extract
   --rehash``) hashes every file and refreshes the index.
 """
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from serkit.features.sqlite_util import chunks, delete_in, transaction
+from serkit.features.sqlite_util import chunks, connect_read_only, delete_in, transaction, writable
 
 __all__ = ["INDEX_NAME", "RACY_SECONDS", "FileStat", "HashIndex", "rehash_forced"]
 
@@ -116,12 +117,19 @@ class HashIndex:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None or self._pid != os.getpid():
             self._conn = None  # a connection inherited through fork() is left alone
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=DELETE")
-            conn.execute(_SCHEMA)
+            if self._read_only():
+                conn = connect_read_only(self.path, BUSY_TIMEOUT_S)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=DELETE")
+                conn.execute(_SCHEMA)
             self._conn, self._pid = conn, os.getpid()
         return self._conn
+
+    def _read_only(self) -> bool:
+        """Whether the index's folder exists but this process cannot write it."""
+        return self.path.parent.is_dir() and not writable(self.path.parent)
 
     def lookup(self, stats: dict[str, FileStat]) -> dict[str, str]:
         """The known SHA-256 of each path whose stat matches its entry and is not racy.
@@ -166,7 +174,7 @@ class HashIndex:
             for p, st, sha in entries
             if st.settled_before(hashed_ns)
         ]
-        if self._broken or not rows:
+        if self._broken or not rows or self._read_only():
             return 0
         try:
             with transaction(self._connection()) as conn:
@@ -178,7 +186,7 @@ class HashIndex:
 
     def forget(self, paths: Sequence[str]) -> None:
         """Drop the entries of ``paths`` (e.g. files that could not be read)."""
-        if self._broken or not paths:
+        if self._broken or not paths or self._read_only():
             return
         try:
             delete_in(self._connection(), "hashes", "path", paths)

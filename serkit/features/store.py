@@ -28,6 +28,14 @@ the file and so does not work across machines on a network file system; they are
 created under a temporary name and renamed into place, so a reader never sees a
 half-initialised shard. Connections are opened lazily, one per file and process (and
 re-opened after a ``fork``), so a store can be handed to DataLoader worker processes.
+
+A store whose folder this process cannot write (a team's cache shared read-only, a
+read-only mount) is opened **read-only** (:attr:`FeatureStore.read_only`): everything
+stored is read as usual, and storing new items raises a :class:`CacheError` that says so.
+
+A damaged database file ("database disk image is malformed") is reported with the
+command that recovers it: ``serkit cache verify --store NAME --repair`` keeps every
+readable item, ``serkit cache prune --store NAME --yes`` deletes the store.
 """
 
 from __future__ import annotations
@@ -49,7 +57,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from serkit.errors import CacheError
-from serkit.features.sqlite_util import chunks, delete_in, transaction
+from serkit.features.sqlite_util import chunks, connect_read_only, delete_in, is_malformed, transaction, writable
 
 if TYPE_CHECKING:
     from serkit.interfaces.extractor import Extractor
@@ -99,6 +107,21 @@ def _checksum(data: bytes) -> str:
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
+def _shape_fits(shape_json: str, dtype: str, nbytes: int) -> bool:
+    """Whether a row's shape (JSON) and dtype describe exactly ``nbytes`` bytes."""
+    try:
+        shape = json.loads(shape_json)
+        size = np.dtype(dtype).itemsize
+        n = 1
+        for s in shape:
+            if not isinstance(s, int) or s < 0:
+                return False
+            n *= s
+    except (ValueError, TypeError):
+        return False
+    return n * size == nbytes
+
+
 def is_shard(shard: Any) -> bool:
     """Whether ``shard`` is a pair of integers ``(i, n)`` with ``0 <= i < n``."""
     return (
@@ -118,6 +141,23 @@ def check_shard(shard: Any, where: str = "shard") -> tuple[int, int]:
     if not is_shard(shard):
         raise CacheError(f"{where}: expected (i, n) with 0 <= i < n, got {shard!r}")
     return int(shard[0]), int(shard[1])
+
+
+def recovery_hint(path: Path) -> str:
+    """The commands that recover the damaged store file ``path`` (its main file or a shard file)."""
+    from serkit.paths import cache_dir
+
+    main = path
+    if path.parent.name.endswith(SHARDS_SUFFIX):  # a shard file: its store is the main file next to the folder
+        main = path.parent.with_name(path.parent.name.removesuffix(SHARDS_SUFFIX) + ".sqlite")
+    root = main.parent
+
+    where = "" if root.resolve() == (cache_dir() / "features").resolve() else f" --root {root}"
+    return (
+        f"the store file is damaged; 'serkit cache verify{where} --store {main.stem} --repair' keeps its "
+        f"readable items (the next run recomputes the rest), 'serkit cache prune{where} --store {main.stem} --yes' "
+        "deletes the store"
+    )
 
 
 def shard_file_name(i: int, n: int) -> str:
@@ -198,12 +238,30 @@ class FeatureStore:
             raise CacheError(
                 f"{self.root}: cannot create the feature store folder ({err})"
             ) from err
-        self._initialise(self.path, self._meta, wal=True)
+        #: The folder (or the main file) cannot be written: items are read, never stored.
+        self.read_only = not writable(self.root) or (self.path.exists() and not writable(self.path))
         self.shard: tuple[int, int] | None = None
         self.write_path = self.path
-        if shard is not None and shard[1] > 1:
-            self._set_shard(shard)
+        if self.read_only:
+            if not self.path.is_file():
+                raise CacheError(
+                    f"{self.path}: no such feature store, and its folder {self.root} is read-only, so it cannot be "
+                    "created; point SERKIT_CACHE (or the recipe's store.root) at a writable folder"
+                )
+            self._check_meta(self.path)
+            if shard is not None and shard[1] > 1:
+                raise CacheError(self._read_only_message(f"cannot create shard {shard[0]}/{shard[1]}"))
+        else:
+            self._initialise(self.path, self._meta, wal=True)
+            if shard is not None and shard[1] > 1:
+                self._set_shard(shard)
         self._refresh()
+
+    def _read_only_message(self, what: str) -> str:
+        return (
+            f"{self.path}: the feature store is read-only (this process cannot write {self.root}); {what}. "
+            "Point SERKIT_CACHE (or the recipe's store.root) at a writable folder to extract what is missing"
+        )
 
     # -- layout -----------------------------------------------------------------------
     @property
@@ -232,6 +290,8 @@ class FeatureStore:
         clone.shard = None
         clone.write_path = clone.path
         if shard[1] > 1:
+            if clone.read_only:
+                raise CacheError(self._read_only_message(f"cannot create shard {shard[0]}/{shard[1]}"))
             clone._set_shard(shard)
         return clone
 
@@ -293,6 +353,11 @@ class FeatureStore:
 
     # -- connection handling ------------------------------------------------------
     def _open(self, path: Path, wal: bool) -> sqlite3.Connection:
+        if getattr(self, "read_only", False):
+            try:
+                return connect_read_only(path, BUSY_TIMEOUT_S)
+            except sqlite3.Error as err:
+                raise CacheError(f"{path}: cannot open the read-only feature store ({err})") from err
         try:
             conn = sqlite3.connect(
                 path,
@@ -310,9 +375,7 @@ class FeatureStore:
                 conn.execute("PRAGMA synchronous=FULL")
         except sqlite3.Error as err:
             conn.close()
-            raise CacheError(
-                f"{path}: not a readable feature store ({err}); delete the file to rebuild it"
-            ) from err
+            raise CacheError(f"{path}: not a readable feature store ({err}); {recovery_hint(path)}") from err
         return conn
 
     def _connection(self, path: Path) -> sqlite3.Connection:
@@ -334,7 +397,8 @@ class FeatureStore:
             try:
                 return fn(conn)
             except sqlite3.Error as err:
-                raise CacheError(f"{path}: {what} failed ({err})") from err
+                hint = f"; {recovery_hint(path)}" if is_malformed(err) else ""
+                raise CacheError(f"{path}: {what} failed ({err}){hint}") from err
 
     def _run(self, what: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn(conn)`` on the main file (kept for callers of the one-file API)."""
@@ -358,9 +422,7 @@ class FeatureStore:
             try:
                 stored = init(conn)
             except sqlite3.Error as err:
-                raise CacheError(
-                    f"{path}: not a readable feature store ({err}); delete the file to rebuild it"
-                ) from err
+                raise CacheError(f"{path}: not a readable feature store ({err}); {recovery_hint(path)}") from err
         finally:
             conn.close()
         for field in ("format", "extractor", "fingerprint"):
@@ -502,6 +564,30 @@ class FeatureStore:
             ) from err
         return arr.astype(np.float32)  # always a copy: callers may write to it
 
+    def corrupt(self, keys: Iterable[str]) -> list[str]:
+        """The keys of ``keys`` stored with bytes that fail their checksum or shape, in any file.
+
+        Reads each stored item once (one at a time: bounded memory); keys not stored are
+        not listed. :func:`serkit.features.driver.extract_features` uses it to recompute
+        corrupt items instead of failing later when they are read.
+        """
+        wanted = list(dict.fromkeys(keys))
+        bad: set[str] = set()
+
+        def scan(conn: sqlite3.Connection, chunk: Sequence[str]) -> None:
+            marks = ",".join("?" * len(chunk))
+            cur = conn.execute(f"SELECT key, shape, dtype, data, checksum FROM features WHERE key IN ({marks})", chunk)
+            for key, shape_json, dtype, data, checksum in cur:
+                if _checksum(bytes(data)) != checksum or not _shape_fits(shape_json, dtype, len(data)):
+                    bad.add(key)
+
+        with self._lock:
+            self._refresh()
+            for path in [self.path, *self._shards]:
+                for chunk in chunks(wanted):
+                    self._on(path, "checking items", lambda c, ch=chunk: scan(c, ch))
+        return [k for k in wanted if k in bad]
+
     def _all_keys(self) -> set[str] | int:
         """The keys of every file (a count when there is only the main file)."""
         with self._lock:
@@ -572,6 +658,8 @@ class FeatureStore:
         rows = [self._encode(k, a) for k, a in items]
         if not rows:
             return
+        if self.read_only:
+            raise CacheError(self._read_only_message(f"cannot store {len(rows)} new item(s)"))
 
         def write(conn: sqlite3.Connection) -> None:
             with transaction(conn):
@@ -596,6 +684,8 @@ class FeatureStore:
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return 0
+        if self.read_only:
+            raise CacheError(self._read_only_message(f"cannot delete {len(wanted)} item(s)"))
 
         def remove(conn: sqlite3.Connection, here: list[str]) -> None:
             with transaction(conn):

@@ -98,7 +98,11 @@ def test_non_store_files_are_reported_not_raised(stores: dict[str, FeatureStore]
     assert len(listing.stores) == 2
     problems = {p.path.name: p.message for p in listing.problems}
     assert problems["notes.txt"] == "not a store file: stores end in .sqlite (ignored)"
-    assert problems["junk.sqlite"].startswith("not a serkit feature store (file is not a database")
+    assert problems["junk.sqlite"] == (
+        f"not a readable feature store (file is not a database); the store file is damaged; 'serkit cache verify "
+        f"--root {root} --store junk --repair' keeps its readable items (the next run recomputes the rest), "
+        f"'serkit cache prune --root {root} --store junk --yes' deletes the store"
+    )
     assert problems["other.sqlite"].startswith("not a serkit feature store (no such table: meta")
 
 
@@ -248,7 +252,7 @@ def test_cli_ls_table_and_json(stores: dict[str, FeatureStore], tmp_path: Path) 
     res = runner.invoke(cache, ["ls", "--root", str(root)])
     assert res.exit_code == 0, res.output
     assert stores["seq"].fingerprint in res.output and "2 store(s)" in res.output
-    assert "junk.sqlite" in res.output and "not a serkit feature store" in res.output
+    assert "junk.sqlite" in res.output and "not a readable feature store" in res.output
     wide = runner.invoke(cache, ["ls", "--root", str(root)], env={"COLUMNS": "200"})
     assert wide.exit_code == 0, wide.output
     assert "┃ fingerprint" in wide.output and stores["vec"].fingerprint in wide.output
@@ -281,8 +285,13 @@ def test_cli_verify_reports_unreadable_store_file(stores: dict[str, FeatureStore
     (root / "broken-0123456789abcdef.sqlite").write_bytes(b"\x00" * 200)
     res = CliRunner().invoke(cache, ["verify", "--root", str(root)])
     assert res.exit_code == 1
-    assert "broken-0123456789abcdef.sqlite: not a serkit feature store" in res.output
-    assert "delete the file to rebuild the store" in res.output
+    assert f"{root / 'broken-0123456789abcdef.sqlite'}: not a readable feature store (file is not a database); the " \
+        "store file is damaged; " in res.output
+    assert (
+        f"'serkit cache verify --root {root} --store broken-0123456789abcdef --repair' keeps its readable items "
+        f"(the next run recomputes the rest), 'serkit cache prune --root {root} --store broken-0123456789abcdef "
+        "--yes' deletes the store" in res.output
+    )
 
 
 def test_cli_prune(stores: dict[str, FeatureStore], tmp_path: Path) -> None:
