@@ -196,7 +196,7 @@ def learning_curve(
             recipe = validate_recipe_data(data, source=f"learning-curve {method} K={kn}")
             run_dir = out / f"k{kn}" / method
             if not (run_dir / "results.json").is_file():
-                resume = (run_dir / "recipe.yaml").is_file()
+                resume = run_dir.is_dir() and any(run_dir.iterdir())
                 source = f"learning-curve {method} K={kn}"
                 run_recipe(recipe, out=run_dir, source=source, progress=progress, resume=resume)
             runs = _runs_of(run_dir)

@@ -210,4 +210,4 @@ def test_resume_keeps_finished_runs_and_reproduces_the_rest(tmp_path: Path) -> N
     assert (out / "runs" / "r0-f0.json").stat().st_mtime_ns == kept
     assert (out / "checkpoints" / "r0-f1.safetensors").is_file()
     assert again["domains"]["xa"]["ua"]["values"] == full["domains"]["xa"]["ua"]["values"]
-    assert run_cli(["run", str(recipe), "--resume", str(out)]) == 2  # usage error: both given
+    assert run_cli(["run", str(recipe), "--resume", str(out), "--out", str(tmp_path / "x")]) == 2  # usage error
