@@ -140,7 +140,7 @@ def _onnx_inputs(model: LoadedModel) -> list[dict[str, Any]]:
     """One entry per ONNX input: name, symbolic shape, dtype, and the stream it belongs to."""
     out: list[dict[str, Any]] = []
     for info in model.network.stream_infos:
-        if info.name in model.network.encoders:  # a sequence (or a fine-tuned extractor's input)
+        if info.output == "sequence":  # padded frames + lengths (also a fine-tuned extractor's input)
             out.append({"name": info.name, "shape": ["batch", f"{info.name}_time", info.dim], "dtype": "float32"})
             out.append({"name": f"{info.name}_lengths", "shape": ["batch"], "dtype": "int64"})
         else:
@@ -185,7 +185,7 @@ def _onnx_head(model: LoadedModel, domain: str) -> torch.nn.Module:
             values: dict[str, Any] = {}
             k = 0
             for info in self.network.stream_infos:
-                if info.name in self.network.encoders:
+                if info.output == "sequence":
                     values[info.name] = (inputs[k], inputs[k + 1])
                     k += 2
                 else:

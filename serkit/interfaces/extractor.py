@@ -63,6 +63,16 @@ class Extractor(Component):
     def dim(self) -> int:
         """Feature dimension ``d``."""
 
+    @property
+    def n_layers(self) -> int:
+        """Layers stored side by side in each feature (``dim = n_layers * width``); 1 for most extractors.
+
+        Extractors that store several layers of a model (``hf_ssl`` / ``whisper`` with
+        ``layer: weighted``) say how many, so that layer-aware encoders
+        (``weighted_layers``) can split the features.
+        """
+        return 1
+
     @abstractmethod
     def extract(self, wav: np.ndarray) -> np.ndarray:
         """Features of one waveform.

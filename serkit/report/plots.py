@@ -459,13 +459,16 @@ def write_plots(
 ) -> list[Path]:
     """Every figure that applies to ``results``, written under ``run_dir / "plots"``.
 
-    Returns the written paths: confusions, training curves, gates, NAS heat maps (in order).
+    Returns the written paths: confusions, training curves, gates, NAS heat maps, layer weights (in order).
     """
+    from serkit.report.layer_weights import plot_layer_weights
+
     out = Path(run_dir) / "plots"
     paths: list[Path] = []
     paths += plot_confusions(results, out)
     paths += plot_training_curves(results, out)
     paths += plot_gates(results, out, single_stream_ua)
     paths += plot_nas(results, out)
+    paths += plot_layer_weights(results, out)
     paths += plot_tsne(results, Path(run_dir))
     return paths
