@@ -120,3 +120,38 @@ def test_recipe_validation(tmp_path, checkpoints):
     msg = _problems(tmp_path, f"{{type: hf_ssl, model: '{w2v}', layer: weighted}}",
                     "{type: weighted_layers, sequence_encoder: {type: mean_poool}}")
     assert "sequence_encoder: unknown encoder type 'mean_poool'; available:" in msg
+
+
+def test_ssl_probe_recipe_on_predefined_folds(tmp_path, checkpoints, monkeypatch):
+    """recipes/ssl_probe.yaml as shipped, pointed (through its variables) at a tiny model and a fold CSV."""
+    import numpy as np
+    import soundfile as sf
+
+    from serkit.config.recipe import load_recipe
+
+    rows = ["path,label,speaker,fold"]
+    rng = np.random.default_rng(0)
+    for s, speaker in enumerate(("s1", "s2", "s3", "s4")):
+        for label, f0 in (("angry", 220.0), ("sad", 110.0)):
+            for k in range(3):
+                t = np.arange(int(16000 * (0.6 + 0.2 * k))) / 16000
+                wav = 0.3 * np.sin(2 * np.pi * f0 * (1 + 0.05 * s) * t) + 0.02 * rng.standard_normal(t.size)
+                name = f"{speaker}/{label}{k}.wav"
+                (tmp_path / "corpus" / speaker).mkdir(parents=True, exist_ok=True)
+                sf.write(tmp_path / "corpus" / name, wav.astype(np.float32), 16000)
+                rows.append(f"{name},{label},{speaker},{s + 1}")
+    (tmp_path / "folds.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setenv("SERKIT_FOLDS", str(tmp_path / "folds.csv"))
+    monkeypatch.setenv("SERKIT_SAVEE", str(tmp_path / "corpus"))
+    monkeypatch.setenv("SERKIT_SSL_MODEL", str(checkpoints["whisper"]))
+    shipped = Path(__file__).resolve().parents[2] / "recipes" / "ssl_probe.yaml"
+    # the --set of the recipe's header switches the stream to hf_ssl
+    switch = ["features.ssl.extractor.type=hf_ssl", f"features.ssl.extractor.model={checkpoints['hf_ssl']}"]
+    other, _ = load_recipe(shipped, switch)
+    assert other.features["ssl"].extractor.type == "hf_ssl"
+    text = shipped.read_text().replace("epochs: 100", "epochs: 3")
+    run_dir = run_recipe_isolated(text, tmp_path, tmp_path / "cache")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["protocol"] == "predefined" and results["n_runs"] == 4  # one run per fold
+    lw = results["domains"]["en"]["layer_weights"]["ssl"]
+    assert len(lw["mean"]) == 4 and abs(sum(lw["mean"]) - 1) < 1e-4
