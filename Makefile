@@ -27,9 +27,9 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet opensmile allosaurus
 	$(PIP) install --quiet --no-deps -e plugins/serkit-plugin-opensmile -e plugins/serkit-plugin-byol \
 		-e plugins/serkit-plugin-allosaurus
-	# resemblyzer pulls the webrtcvad sdist, whose module imports pkg_resources (gone in
-	# setuptools>=81); webrtcvad-wheels ships the same module without it: install it last.
-	$(PIP) install --quiet --force-reinstall --no-deps webrtcvad-wheels
+	# the GE2E weights: the resemblyzer wheel without its dependencies (serkit provides them,
+	# webrtcvad as webrtcvad-wheels; resemblyzer's own 'webrtcvad' is an sdist needing a C compiler)
+	$(PIP) install --quiet --no-deps "resemblyzer==0.1.4"
 	@touch $(STAMP)
 
 install: $(STAMP)

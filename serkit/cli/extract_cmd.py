@@ -73,7 +73,9 @@ def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], qu
     from serkit.config.recipe import load_recipe
 
     _plugin_warnings()
-    rec, _ = load_recipe(recipe, overrides)
+    from serkit.bundled import resolve_recipe
+
+    rec, _ = load_recipe(resolve_recipe(recipe), overrides)
     run_extraction(rec, shard=shard, progress=not quiet, shard_note="" if shard_text else "from torchrun",
                    rehash=rehash)
 

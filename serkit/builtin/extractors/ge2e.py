@@ -47,6 +47,10 @@ _WEBRTCVAD_FIX = (
     "pip install --force-reinstall --no-deps webrtcvad-wheels"
 )
 
+#: How to get the GE2E weights: the resemblyzer wheel without its dependencies (serkit
+#: provides them; its 'webrtcvad' sdist would need a C compiler).
+RESEMBLYZER_INSTALL = "pip install --no-deps resemblyzer==0.1.4"
+
 
 def _import_resemblyzer() -> Any:
     """Import resemblyzer, turning known installation problems into a ModelError."""
@@ -60,9 +64,13 @@ def _import_resemblyzer() -> Any:
             raise ModelError(
                 f"extractor 'ge2e': cannot import resemblyzer: {_WEBRTCVAD_FIX}"
             ) from err
+        if err.name == "resemblyzer":
+            raise ModelError(
+                "extractor 'ge2e': its pretrained weights ship in the resemblyzer wheel, which is not installed; "
+                f"install it without its dependencies (serkit provides them): {RESEMBLYZER_INSTALL}"
+            ) from err
         raise ModelError(
-            f"extractor 'ge2e': cannot import resemblyzer ({err}); install it with "
-            "pip install resemblyzer webrtcvad-wheels"
+            f"extractor 'ge2e': cannot import resemblyzer ({err}); reinstall it with: {RESEMBLYZER_INSTALL}"
         ) from err
     return resemblyzer
 
