@@ -7,8 +7,10 @@ stored recipe, loads one checkpoint strictly and returns a :class:`LoadedModel` 
 turns audio files or waveforms into emotion probabilities:
 
     >>> model = load_model("runs/quickstart-20240101-120000")  # doctest: +SKIP
-    >>> model.predict("clip.wav")[0].label  # doctest: +SKIP
+    >>> model.predict("clip.wav", domain="xa").label  # one input: one Prediction  # doctest: +SKIP
     'angry'
+    >>> [p.label for p in model.predict(["a.wav", "b.wav"], domain="xa")]  # a list: a list  # doctest: +SKIP
+    ['angry', 'sad']
 
 Features are computed exactly as for training (same extractor, same storage precision),
 so the model reproduces the run's test predictions. Checkpoints are read with
@@ -25,7 +27,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 
@@ -159,8 +161,8 @@ def _best_run(run_dir: Path, available: list[str]) -> str:
         if len(available) == 1:
             return available[0]
         raise ModelError(
-            f"{results_path}: not found, so the best checkpoint is unknown; pass checkpoint= "
-            f"(available: {', '.join(available)})"
+            f"{results_path}: not found, so the best checkpoint is unknown; pass checkpoint= (--checkpoint on "
+            f"the command line; available: {', '.join(available)})"
         )
     results = _read_json(results_path, "results")
     best_id, best_score = None, -math.inf
@@ -176,7 +178,7 @@ def _best_run(run_dir: Path, available: list[str]) -> str:
     if best_id is None:
         raise ModelError(
             f"{results_path}: lists none of the checkpoints in {run_dir / 'checkpoints'} "
-            f"({', '.join(available)}); pass checkpoint="
+            f"({', '.join(available)}); pass checkpoint= (--checkpoint on the command line)"
         )
     return best_id
 
@@ -276,7 +278,11 @@ def load_model(
         recipe = validate_recipe_data(data, source=str(model_json), registry=registry)
     except RecipeError as err:
         raise ModelError(f"the stored recipe no longer validates with the installed components:\n{err}") from None
-    speaker_norm = load_speaker_norm(ckpt_dir) if recipe.data.speaker_norm else None
+    speaker_norm = None
+    if recipe.data.speaker_norm is True or (
+        recipe.data.speaker_norm == "auto" and (ckpt_dir / SPEAKER_NORM_FILES[0]).is_file()
+    ):
+        speaker_norm = load_speaker_norm(ckpt_dir)
     streams = [StreamInfo(s["name"], s["output"], int(s["dim"])) for s in info["streams"]]
     extractors: dict[str, Any] = {}
     for s in streams:
@@ -422,10 +428,12 @@ class LoadedModel:
         if isinstance(src, str):
             return {sr: load_audio(src, sr) for sr in rates}
         name = f"<array {index}>"
-        if sample_rate is None:
-            if len(rates) > 1:
-                raise ModelError(f"{name}: the extractors use sample rates {rates}; pass sample_rate= for waveforms")
-            sample_rate = rates[0]
+        if sample_rate is None:  # a waveform's rate cannot be guessed; a wrong one silently changes the result
+            shown = " and ".join(f"{r} Hz" for r in rates)
+            raise AudioError(
+                f"{name}: pass sample_rate= with waveforms (the rate they were recorded or loaded at; the model's "
+                f"extractors use {shown}, and other rates are resampled)"
+            )
         wav = np.asarray(src)
         if wav.ndim != 1:
             raise AudioError(f"{name}: expected a 1-D waveform, got shape {tuple(wav.shape)}")
@@ -661,6 +669,36 @@ class LoadedModel:
         width = int(self.network.fusion.out_dim)
         return self._whole_files(inputs, d, 2, width, sample_rate, batch_size, speakers, speaker_stats)
 
+    @overload
+    def predict(
+        self,
+        inputs: Input,
+        domain: str | None = None,
+        *,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        batch_size: int = 16,
+        sample_rate: int | None = None,
+        bad: list[tuple[str, str]] | None = None,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
+    ) -> Prediction: ...
+
+    @overload
+    def predict(
+        self,
+        inputs: Sequence[Input],
+        domain: str | None = None,
+        *,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        batch_size: int = 16,
+        sample_rate: int | None = None,
+        bad: list[tuple[str, str]] | None = None,
+        speakers: str | Sequence[str] | None = None,
+        speaker_stats: SpeakerStats = "auto",
+    ) -> list[Prediction]: ...
+
     def predict(
         self,
         inputs: Input | Sequence[Input],
@@ -673,19 +711,20 @@ class LoadedModel:
         bad: list[tuple[str, str]] | None = None,
         speakers: str | Sequence[str] | None = None,
         speaker_stats: SpeakerStats = "auto",
-    ) -> list[Prediction]:
+    ) -> Prediction | list[Prediction] | None:
         """Emotion probabilities of audio files or waveforms.
 
         Args:
-            inputs: a path, a float32 waveform ``(n_samples,)``, or a list of them.
+            inputs: a path or a float32 waveform ``(n_samples,)`` (one :class:`Prediction`
+                is returned), or a list of them (a list is returned).
             domain: whose head to use; required when the model has several domains.
             window_seconds: cut every input into windows of this length (the last one may
                 be shorter) and average the windows' probabilities; memory then depends on
                 ``batch_size`` windows, not on the file length.
             hop_seconds: start-to-start distance of windows (default: ``window_seconds``).
             batch_size: utterances (or windows) per extractor call and forward pass.
-            sample_rate: rate of the given waveforms (default: the extractors' rate);
-                files are resampled as needed.
+            sample_rate: rate of the given waveforms, required with waveforms (their rate
+                cannot be guessed); they and files are resampled to the extractors' rate.
             bad: if a list, unreadable inputs are skipped and appended to it as
                 ``(source, message)``; otherwise they raise :class:`AudioError`.
             speakers: the speaker of each input (a list), or one id for all of them. Needed
@@ -702,12 +741,15 @@ class LoadedModel:
                 (an approximation; accuracy may drop).
 
         Returns:
-            One :class:`Prediction` per (good) input, in input order.
+            For one input, its :class:`Prediction` (None if it was bad and ``bad`` is a
+            list); for a list, one :class:`Prediction` per (good) input, in input order.
 
         Raises:
+            AudioError: a waveform without ``sample_rate``, or a bad input (``bad`` None).
             ModelError: a speaker-normalised model got no ``speakers`` (and not
                 ``speaker_stats="global"``), or not one per input.
         """
+        single = isinstance(inputs, (str, os.PathLike, np.ndarray))
         d = self._domain(domain)
         labels = self.labels(d)
         sources = self._sources(inputs)
@@ -742,6 +784,8 @@ class LoadedModel:
                     speaker_of[i] if speaker_of is not None else None,
                 )
             )
+        if single:
+            return out[0] if out else None
         return out
 
     # -- speaker normalisation ----------------------------------------------------------
@@ -766,6 +810,8 @@ class LoadedModel:
             return None
         if mode not in ("auto", "call", "global"):
             raise ModelError(f"speaker_stats must be 'auto', 'call' or 'global'; got {mode!r}")
+        if domain not in norm.speakers and self.recipe.data.speaker_norm == "auto":
+            return None  # speaker_norm: auto left this domain's features as they are
         if domain not in norm.speakers:
             raise ModelError(
                 f"the run stores no speaker statistics of domain {domain!r} (it has: {', '.join(norm.speakers)})"

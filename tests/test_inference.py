@@ -129,14 +129,24 @@ def test_logits_and_embeddings_match_a_model_rebuilt_by_hand(run: Path) -> None:
     assert emb.shape == (6, int(net.fusion.out_dim))
     np.testing.assert_allclose(emb, fused.representation.numpy(), rtol=0, atol=1e-5)
     # waveforms give the same result as their files; other rates are resampled
-    np.testing.assert_allclose(model.logits(wavs, "xb"), logits.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(model.logits(wavs, "xb", sample_rate=16000), logits.numpy(), rtol=0, atol=1e-5)
     from serkit.data.audio import resample
 
     w8k = resample(wavs[0], 16000, 8000)
-    p8k = model.predict(w8k, "xb", sample_rate=8000)[0]
+    p8k = model.predict(w8k, "xb", sample_rate=8000)  # one input: one prediction
     assert p8k.source == "<array 0>"
-    direct = model.predict(resample(w8k, 8000, 16000), "xb")[0]
+    direct = model.predict(resample(w8k, 8000, 16000), "xb", sample_rate=16000)
     assert p8k.probabilities == pytest.approx(direct.probabilities, abs=1e-6)
+    # a waveform's rate cannot be guessed: a 48 kHz array read as 16 kHz would silently change the result
+    with pytest.raises(AudioError) as err:
+        model.predict(resample(wavs[0], 16000, 48000), "xb")
+    assert str(err.value) == (
+        "<array 0>: pass sample_rate= with waveforms (the rate they were recorded or loaded at; the model's "
+        "extractors use 16000 Hz, and other rates are resampled)"
+    )
+    p48k = model.predict(resample(wavs[0], 16000, 48000), "xb", sample_rate=48000)
+    native = model.predict(paths[0], "xb")  # the same audio, up- and down-sampled: close, not bit-equal
+    assert p48k.label == native.label and p48k.probabilities == pytest.approx(native.probabilities, abs=0.05)
 
 
 def test_windows_average_to_the_file_probabilities(run: Path) -> None:
@@ -147,7 +157,7 @@ def test_windows_average_to_the_file_probabilities(run: Path) -> None:
     path = split_of(run, "xa", model.checkpoint)[0][0]
     wav = load_audio(path, 16000)
     duration = len(wav) / 16000
-    (pred,) = model.predict(path, "xa", window_seconds=0.5, hop_seconds=0.25, batch_size=3)
+    pred = model.predict(path, "xa", window_seconds=0.5, hop_seconds=0.25, batch_size=3)
     assert pred.windows is not None
     starts = [w.start for w in pred.windows]
     # windows start every 0.25 s until one reaches the end of the file
@@ -160,12 +170,15 @@ def test_windows_average_to_the_file_probabilities(run: Path) -> None:
     assert pred.label == model.labels("xa")[int(np.argmax(mean))]
     # each window is the prediction of that slice of audio
     w1 = pred.windows[1]
-    alone = model.predict(wav[round(w1.start * 16000) : round(w1.end * 16000)], "xa")[0]
+    alone = model.predict(wav[round(w1.start * 16000) : round(w1.end * 16000)], "xa", sample_rate=16000)
     assert w1.probabilities == pytest.approx(alone.probabilities, abs=1e-5)  # float32 batch padding
     # a window longer than the file: one window, equal to the whole-file prediction
-    (whole,) = model.predict(path, "xa", window_seconds=60.0)
+    whole = model.predict(path, "xa", window_seconds=60.0)
     assert len(whole.windows or []) == 1
-    assert whole.probabilities == pytest.approx(model.predict(path, "xa")[0].probabilities, abs=1e-9)
+    assert whole.probabilities == pytest.approx(model.predict(path, "xa").probabilities, abs=1e-9)
+    # a list of one gives a list of one
+    (listed,) = model.predict([path], "xa")
+    assert listed == model.predict(path, "xa")
 
 
 def test_domain_is_required_with_several_domains(run: Path) -> None:
@@ -179,6 +192,16 @@ def test_domain_is_required_with_several_domains(run: Path) -> None:
     with pytest.raises(ModelError) as err:
         model.embed(path, "zz")
     assert str(err.value) == "unknown domain 'zz'; the model's domains: xa, xb"
+
+
+def test_the_cli_names_its_domain_option(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from serkit.testing.cli import run_cli
+
+    path = split_of(run, "xa", "r0-f0")[0][0]
+    assert run_cli(["predict", "--run", str(run), path]) == 2
+    assert capsys.readouterr().err == f"error: {run}: the model has several domains; pass --domain, one of: xa, xb\n"
+    assert run_cli(["predict", "--run", str(run), "--domain", "zz", path]) == 2
+    assert capsys.readouterr().err == f"error: --domain zz: not a domain of {run}; its domains: xa, xb\n"
 
 
 def test_bad_audio_raises_or_is_skipped(run: Path, tmp_path: Path) -> None:
@@ -196,7 +219,8 @@ def test_bad_audio_raises_or_is_skipped(run: Path, tmp_path: Path) -> None:
     assert [p.source for p in preds] == [good]
     assert bad == [(str(silent), f"{silent}: audio is all zeros (digital silence)")]
     with pytest.raises(AudioError, match=r"<array 0>: expected a 1-D waveform, got shape \(2, 3, 4\)"):
-        model.predict([np.zeros((2, 3, 4), np.float32)], "xa")
+        model.predict([np.zeros((2, 3, 4), np.float32)], "xa", sample_rate=16000)
+    assert model.predict(str(silent), "xa", bad=bad) is None  # one bad input, skipped
 
 
 def copy_run(run: Path, dest: Path) -> Path:
@@ -316,7 +340,7 @@ def test_cli_json_and_csv_match_the_api(run: Path, tmp_path: Path, capsys: pytes
     captured = capsys.readouterr()
     assert f"skipped {broken}: {broken}: not a readable audio file" in captured.err
     table = list(csv.DictReader(io.StringIO(captured.out)))
-    windowed = model.predict(files[0], "xb", window_seconds=0.6)[0]
+    windowed = model.predict(files[0], "xb", window_seconds=0.6)
     assert windowed.windows is not None
     assert len(table) == 1 + len(windowed.windows)
     assert table[0]["start"] == "" and table[0]["label"] == windowed.label

@@ -217,6 +217,11 @@ def predict(
     files = find_audio_files(list(inputs))
     speakers = speakers_of(files, speaker, speaker_from_dir, speaker_csv)
     model = load_model(run_dir, checkpoint=checkpoint, device=device)
+    domains = ", ".join(model.domains)
+    if domain is None and len(model.domains) > 1:  # the API's message says domain=; name the option here
+        raise SerkitError(f"{run_dir}: the model has several domains; pass --domain, one of: {domains}")
+    if domain is not None and domain not in model.domains:
+        raise SerkitError(f"--domain {domain}: not a domain of {run_dir}; its domains: {domains}")
     bad: list[tuple[str, str]] | None = [] if skip_bad else None
     preds = model.predict(
         files,

@@ -60,11 +60,11 @@ def measured(
         model.predict({str(warm)!r})
     """
     streamed = f"""
-        (p,) = model.predict({str(too_long)!r}, window_seconds=30.0, batch_size=8)
+        p = model.predict({str(too_long)!r}, window_seconds=30.0, batch_size=8)
         result = [len(p.windows), p.windows[-1].start, p.windows[-1].end, sum(p.probabilities.values())]
     """
     whole = f"""
-        (p,) = model.predict({str(hour_file)!r})
+        p = model.predict({str(hour_file)!r})
         result = [p.label, sum(p.probabilities.values()), p.windows]
     """
     return peak_memory(setup, streamed, whole)
