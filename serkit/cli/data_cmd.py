@@ -166,6 +166,7 @@ def _print_info(console: Console, s: CorpusInfo, root: str | None) -> None:
 
     groups = [
         ("unreadable files", s.unreadable),
+        ("files too short to use", s.too_short),
         ("decoding problems", s.decode_problems),
         ("files that do not follow the naming scheme", s.naming_problems),
         (

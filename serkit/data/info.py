@@ -75,12 +75,15 @@ class CorpusInfo:
         speakers: utterances per speaker.
         emotions: utterances per label, sorted by label.
         languages: utterances per language.
-        readable: files whose header could be read.
+        readable: files whose header could be read and that are long enough to use.
         duration: duration statistics of the readable files (``None`` if there are none).
         sample_rates: readable files per sample rate (Hz).
         channels: readable files per channel count.
         unreadable: :class:`~serkit.errors.AudioError` messages of the files whose header
             could not be read.
+        too_short: files whose header gives less than
+            :data:`~serkit.data.audio.MIN_DURATION` seconds (a truncated file, a click): a
+            run refuses them (or leaves them out with ``data.on_bad_audio: skip``).
         decoded: every readable file was decoded (``--decode``).
         decode_problems: AudioError messages of decoding (silent, NaN, too short...);
             empty when not ``decoded``.
@@ -102,6 +105,7 @@ class CorpusInfo:
     sample_rates: dict[int, int]
     channels: dict[int, int]
     unreadable: list[str] = field(default_factory=list)
+    too_short: list[str] = field(default_factory=list)
     decoded: bool = False
     decode_problems: list[str] = field(default_factory=list)
     naming_problems: list[str] = field(default_factory=list)
@@ -111,7 +115,10 @@ class CorpusInfo:
     @property
     def problem_count(self) -> int:
         """Number of problems of every kind (excluded files are not problems)."""
-        return len(self.unreadable) + len(self.decode_problems) + len(self.naming_problems) + len(self.unknown_labels)
+        return (
+            len(self.unreadable) + len(self.too_short) + len(self.decode_problems) + len(self.naming_problems)
+            + len(self.unknown_labels)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible form (what ``serkit data info --json`` prints)."""
@@ -142,6 +149,7 @@ class CorpusInfo:
             "problems": {
                 "count": self.problem_count,
                 "unreadable": list(self.unreadable),
+                "too_short": list(self.too_short),
                 "decode": list(self.decode_problems),
                 "naming": list(self.naming_problems),
                 "unknown_labels": dict(self.unknown_labels),
@@ -252,7 +260,7 @@ def corpus_info(
     Raises:
         SerkitError: the dataset cannot be listed (missing root, strict naming error, ...).
     """
-    from serkit.data.audio import audio_info, load_audio
+    from serkit.data.audio import MIN_DURATION, audio_info, load_audio
 
     utts = dataset.utterances()
     paths = [u.path for u in utts]
@@ -261,6 +269,12 @@ def corpus_info(
     headers = _run_pool(audio_info, paths, workers, "headers", progress)
     infos = [h for h in headers if not isinstance(h, AudioError)]
     unreadable = [str(h) for h in headers if isinstance(h, AudioError)]
+    too_short = [
+        f"{i.path}: audio is {i.duration:.3f} s long; the minimum is {MIN_DURATION:g} s (a run refuses it)"
+        for i in infos
+        if i.duration < MIN_DURATION
+    ]
+    infos = [i for i in infos if i.duration >= MIN_DURATION]
 
     decode_problems: list[str] = []
     if decode:
@@ -292,6 +306,7 @@ def corpus_info(
         sample_rates=dict(sorted(Counter(i.sample_rate for i in infos).items())),
         channels=dict(sorted(Counter(i.channels for i in infos).items())),
         unreadable=unreadable,
+        too_short=too_short,
         decoded=decode,
         decode_problems=decode_problems,
         naming_problems=list(getattr(dataset, "problems", None) or []),

@@ -8,9 +8,9 @@ vocabulary. Plugins add aliases through the ``serkit_label_aliases`` hook.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-__all__ = ["CANONICAL_LABELS", "canonical_label", "label_aliases"]
+__all__ = ["CANONICAL_LABELS", "canonical_label", "label_aliases", "unknown_labels_message"]
 
 #: The canonical emotion vocabulary (a superset of every built-in corpus's label set).
 CANONICAL_LABELS: tuple[str, ...] = (
@@ -68,16 +68,42 @@ def label_aliases() -> dict[str, str]:
 def canonical_label(raw: str, extra: Mapping[str, str] | None = None) -> str:
     """Map a corpus label to its canonical name.
 
-    ``extra`` (a dataset's own ``label_map``) wins over the aliases. Labels that are
-    neither canonical nor aliased are returned lower-cased and stripped, so custom
-    label sets still work.
+    ``extra`` (a dataset's own ``label_map``) wins over the aliases; its keys match
+    whatever the case and surrounding spaces (``Gioia`` and ``gioia`` are one label), and
+    its targets are canonicalised too (``Happy`` -> ``happy``, ``joy`` -> ``happy``).
+    Labels that are neither canonical nor aliased are returned lower-cased and stripped
+    (datasets then refuse them unless declared, see :func:`unknown_labels_message`).
     """
     key = raw.strip()
-    if extra and key in extra:
-        return extra[key]
+    if extra:
+        if key in extra:
+            return canonical_label(extra[key])
+        folded = key.casefold()
+        for k, target in extra.items():
+            if k.strip().casefold() == folded:
+                return canonical_label(target)
     low = key.lower()
-    if extra and low in extra:
-        return extra[low]
     if low in CANONICAL_LABELS:
         return low
     return label_aliases().get(low, low)
+
+
+def unknown_labels_message(where: str, unknown: Mapping[str, Sequence[str]], label_map: str = "label_map") -> str:
+    """The error for corpus labels that are not serkit emotions (and that no ``labels`` declare).
+
+    Args:
+        where: the domain or dataset (``domains.it``).
+        unknown: each unknown label -> where it occurs (``3 utterance(s), e.g. /data/a.wav``).
+        label_map: the recipe field that maps labels (``domains.it.dataset.label_map``).
+    """
+    parts = []
+    for raw, places in unknown.items():
+        shown = ", ".join(places[:5]) + (f" and {len(places) - 5} more" if len(places) > 5 else "")
+        parts.append(f"{raw!r} ({shown})")
+    example = next(iter(unknown)).strip().replace(":", "").replace(" ", "_") or "x"
+    return (
+        f"{where}: label(s) {', '.join(parts)} are not among serkit's emotions ({', '.join(CANONICAL_LABELS)}, "
+        f"or an alias such as anger, joy, neu), so they would silently become classes of their own; map them "
+        f"with {label_map} (e.g. {{{example}: happy}}; keys match whatever the case), or declare the domain's "
+        "label set with the dataset's labels: [...]"
+    )

@@ -46,13 +46,14 @@ class FolderDataset(Dataset):
         language: str = Field("und", description="Language code of the corpus.")
         label_map: dict[str, str] = Field(
             default_factory=dict,
-            description="Folder name -> canonical label, before the built-in aliases.",
+            description="Folder name -> canonical label, before the built-in aliases (keys match whatever the "
+            "case).",
         )
         labels: list[str] | None = Field(
             None,
             min_length=1,
             description="Declared label set (mapped like folder names); a folder with another label is an "
-            "error. Default: every subfolder is a label.",
+            "error. Default: every subfolder is a label; a run then refuses labels that are not serkit emotions.",
         )
 
         @field_validator("label_map")

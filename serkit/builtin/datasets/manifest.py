@@ -49,13 +49,14 @@ class ManifestDataset(Dataset):
         )
         label_map: dict[str, str] = Field(
             default_factory=dict,
-            description="Corpus label -> canonical label, applied before the built-in aliases.",
+            description="Corpus label -> canonical label, applied before the built-in aliases (keys match "
+            "whatever the case).",
         )
         labels: list[str] | None = Field(
             None,
             min_length=1,
             description="Declared label set (mapped like the rows' labels); rows with other labels are an "
-            "error. Default: whatever occurs.",
+            "error. Default: whatever occurs; a run then refuses labels that are not serkit emotions.",
         )
         check_files: bool = Field(True, description="Fail when listed audio files do not exist.")
 
