@@ -16,6 +16,11 @@ depend on the values of the ``lengths`` input (it stops with
 ``GuardOnDataDependentSymNode``). Every file is checked with onnxruntime after export
 (another batch size and sequence length than the export used) when onnxruntime is
 installed.
+
+The ONNX models start from features, not audio: :func:`onnx_feeds` computes their inputs
+for audio files exactly as in training (each stream's extractor from the sidecar, at its
+sample rate, rounded to float16 when the run stored float16 features, sequences padded
+into one batch with their lengths).
 """
 
 from __future__ import annotations
@@ -37,7 +42,15 @@ if TYPE_CHECKING:
 
     from serkit.inference import LoadedModel
 
-__all__ = ["EXPORT_MANIFEST", "ONNX_OPSET", "ONNX_SIDECAR", "export_model", "export_onnx", "verify_export"]
+__all__ = [
+    "EXPORT_MANIFEST",
+    "ONNX_OPSET",
+    "ONNX_SIDECAR",
+    "export_model",
+    "export_onnx",
+    "onnx_feeds",
+    "verify_export",
+]
 
 EXPORT_MANIFEST = "export.json"
 
@@ -341,3 +354,63 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
         out.rmdir()
     tmp.rename(out)
     return out
+
+
+def onnx_feeds(folder: str | Path, audio: list[str] | str) -> dict[str, Any]:
+    """The inputs of an ONNX export (:func:`export_onnx`) for audio files, as numpy arrays.
+
+    For each stream of ``serkit_onnx.json``: the files are loaded at the stream's sample
+    rate, its extractor (the sidecar's spec; its plugin must be installed) computes the
+    features as in training, rounded to float16 and back when ``store_dtype`` is float16;
+    sequences ``(L_i, d)`` are zero-padded into ``(B, max L, d)`` float32 plus
+    ``<stream>_lengths`` ``(B,)`` int64, vectors stacked into ``(B, d)``. Pass the result to
+    ``onnxruntime.InferenceSession(folder / "<domain>.onnx").run(["logits"], feeds)``.
+
+    Args:
+        folder: the folder written by ``serkit export --format onnx``.
+        audio: an audio file or a list of them (one batch).
+
+    Raises:
+        ModelError: no sidecar, or the run standardised features per speaker
+            (``speaker_norm``: standardise them with its statistics yourself).
+        AudioError: a file cannot be used.
+    """
+    import numpy as np
+
+    from serkit.data.audio import load_audio
+    from serkit.plugins import get_registry
+
+    folder = Path(folder)
+    sidecar_path = folder / ONNX_SIDECAR
+    try:
+        sidecar = json.loads(sidecar_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{sidecar_path}: not found; is {folder} written by 'serkit export --format onnx'?") from None
+    except (OSError, ValueError) as err:
+        raise ModelError(f"{sidecar_path}: unreadable ({err})") from None
+    if sidecar.get("speaker_norm"):
+        raise ModelError(
+            f"{sidecar_path}: the model expects features standardised per speaker (speaker_norm); standardise "
+            "them with the statistics next to it (serkit.inference.load_speaker_norm) after onnx_feeds"
+        )
+    files = [audio] if isinstance(audio, str) else list(audio)
+    registry = get_registry()
+    kinds = {spec["name"]: spec for spec in sidecar["inputs"]}
+    feeds: dict[str, Any] = {}
+    for stream in sidecar["streams"]:
+        extractor = registry.create("extractor", stream["extractor"])
+        wavs = [load_audio(f, int(stream["sample_rate"])) for f in files]
+        feats = [np.asarray(x, dtype=np.float32) for x in extractor.extract_batch(wavs)]
+        if sidecar.get("store_dtype") == "float16":
+            with np.errstate(over="ignore"):
+                feats = [x.astype(np.float16).astype(np.float32) for x in feats]
+        name = stream["name"]
+        if len(kinds[name]["shape"]) == 3:
+            lengths = np.array([x.shape[0] for x in feats], dtype=np.int64)
+            batch = np.zeros((len(feats), int(lengths.max()), feats[0].shape[1]), dtype=np.float32)
+            for i, x in enumerate(feats):
+                batch[i, : x.shape[0]] = x
+            feeds[name], feeds[f"{name}_lengths"] = batch, lengths
+        else:
+            feeds[name] = np.stack(feats).astype(np.float32)
+    return feeds
