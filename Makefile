@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml | $(PY)
 install: $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/serkit run recipes/quickstart.yaml --out runs/quickstart
+	$(VENV)/bin/serkit run recipes/quickstart.yaml --out runs/quickstart --overwrite
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check serkit tests plugins benchmarks
