@@ -320,7 +320,10 @@ class RunFolder:
             return extraction
         out: dict[str, dict[str, Any]] = {}
         for sid, now in extraction.items():
-            past = [e[sid] for e in earlier if isinstance(e.get(sid), dict)]
+            past = [e[sid] for e in earlier if isinstance(e.get(sid), dict) and "computed" in e[sid]]
+            if not all(k in now for k in ("computed", "cached", "failed")):
+                out[sid] = now  # not counts of an extraction: as it is
+                continue
             total = int(now["computed"]) + int(now["cached"]) + int(now["failed"])
             computed = min(total - int(now["failed"]), int(now["computed"]) + sum(int(p["computed"]) for p in past))
             out[sid] = {

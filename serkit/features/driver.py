@@ -273,7 +273,7 @@ def extract_features(
     executor: ExecutorName = "auto",
     shard: tuple[int, int] | None = None,
     rehash: bool = False,
-    verify: bool = True,
+    verify: bool = False,
 ) -> ExtractionResult:
     """Compute the features of ``utterances`` that ``store`` does not hold yet.
 
@@ -302,7 +302,7 @@ def extract_features(
             (also with the environment variable ``SERKIT_REHASH=1``).
         verify: read the stored items of these utterances once and recompute those whose
             bytes fail their checksum (a warning counts them), so that training never meets
-            a corrupt item.
+            a corrupt item (``serkit run`` does; ~0.6 s per GB from the page cache).
 
     Returns:
         An :class:`ExtractionResult`.

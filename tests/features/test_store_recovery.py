@@ -163,7 +163,7 @@ def test_a_damaged_store_file_has_one_recovery_command_that_works(
     _damage(path, 2)
     with pytest.raises(CacheError) as err:
         with FeatureStore(root, ext) as store:
-            extract_features(utts, ext, store, num_workers=0, progress=False)
+            extract_features(utts, ext, store, num_workers=0, progress=False, verify=True)
     assert str(err.value).endswith(f"(database disk image is malformed); {hint}")
     assert runner.invoke(cache, ["verify", "--root", str(root), "--store", name, "--repair"]).exit_code == 0
     with FeatureStore(root, ext) as store:
@@ -196,6 +196,6 @@ def test_a_corrupt_item_is_recomputed_by_the_next_extraction(
             store.get(key)
         with pytest.warns(UserWarning, match=r"1 stored item\(s\) were corrupt \(checksum mismatch\); they are "
                           r"computed again"):
-            again = extract_features(utts, ext, store, num_workers=0, progress=False)
+            again = extract_features(utts, ext, store, num_workers=0, progress=False, verify=True)
         assert (again.computed, again.cached, again.recomputed) == (1, 2, 1)
         np.testing.assert_array_equal(store.get(key), good)
