@@ -284,3 +284,27 @@ def test_disk_full_in_the_run_folder_is_one_clear_error(
     monkeypatch.setattr(io.os, "fsync", real)
     assert run_cli(["run", "--resume", str(out), "--quiet"]) == 0
     assert json.loads((out / "results.json").read_text())["n_runs"] == 3
+
+
+def test_a_run_recomputes_a_corrupt_cached_item(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sqlite3
+
+    monkeypatch.setenv("SERKIT_CACHE", str(tmp_path / "cache"))
+    recipe = recipe_file(tmp_path, RECIPE.replace("k: 3", "k: 3, folds: [0]").replace("epochs: 2", "epochs: 1"))
+    assert run_cli(["run", str(recipe), "--out", str(tmp_path / "a"), "--quiet"]) == 0
+    (store,) = (tmp_path / "cache" / "features").glob("mfcc-*.sqlite")
+    with sqlite3.connect(store) as conn:
+        key, blob = conn.execute("SELECT key, data FROM features ORDER BY key LIMIT 1").fetchone()
+        flipped = bytearray(blob)
+        flipped[3] ^= 0xFF
+        conn.execute("UPDATE features SET data = ? WHERE key = ?", (bytes(flipped), key))
+    capsys.readouterr()
+    assert run_cli(["run", str(recipe), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (
+        f"warning: {store}: 1 stored item(s) were corrupt (checksum mismatch); they are computed again"
+        in capsys.readouterr().err.splitlines()
+    )
+    mfcc = json.loads((tmp_path / "b" / "results.json").read_text())["extraction"]["mfcc"]
+    assert (mfcc["computed"], mfcc["cached"]) == (1, 53)
