@@ -188,14 +188,14 @@ def test_layer_out_of_range(checkpoints):
 # -- batching -----------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_batch_equals_one_by_one(checkpoints, kind):
-    ext = HfSsl(model=str(checkpoints[kind]), layer="weighted")
+    ext = HfSsl(model=str(checkpoints[kind]), layer="weighted", max_padding=3.0)
     masked = kind != "data2vec"  # group-norm checkpoints too: their group norm is masked per item
     assert ext.batches_with_mask is masked
     wavs = [_wav(n, seed=i) for i, n in enumerate((3000, 1900, 3000, 2411, 61))]
     calls = []
     ext.load_model().register_forward_hook(lambda m, args, out: calls.append(args[0].shape))
     batch = ext.extract_batch(wavs)
-    # masked models mix lengths in one padded pass; the others only batch equal lengths
+    # masked models mix lengths in one padded pass (here up to 3x padding); the others only batch equal lengths
     expected = [(5, 3000)] if masked else [(2, 3000), (1, 2411), (1, 1900), (1, 61)]
     assert [tuple(c) for c in calls] == expected
     for wav, got in zip(wavs, batch, strict=True):
@@ -203,6 +203,25 @@ def test_batch_equals_one_by_one(checkpoints, kind):
         assert got.shape == alone.shape == (_frames(len(wav)), 96)
         np.testing.assert_allclose(got, alone, atol=1e-4)
     assert ext.extract_batch([]) == []
+
+
+def test_length_buckets_bound_the_padding(checkpoints):
+    lengths = [3000, 1900, 3000, 2411, 61, 2900, 1850]
+    assert HfSsl(model=str(checkpoints["wavlm_group"])).max_padding == 0.0  # on CPU: equal lengths only
+    cpu = HfSsl(model=str(checkpoints["wavlm_group"]), max_padding=0.05)
+    assert cpu._groups(lengths, 10**9) == [[0, 2, 5], [3], [1, 6], [4]]
+    assert HfSsl(model=str(checkpoints["wavlm_group"]), max_padding=0.1)._groups(lengths, 10**9) == [
+        [0, 2, 5, 3],  # 4 x 3000 <= 1.1 x 11311, but 5 x 3000 > 1.1 x 13211
+        [1, 6],
+        [4],
+    ]
+    wide = HfSsl(model=str(checkpoints["wavlm_group"]), max_padding=0.3)
+    assert wide._groups(lengths, 10**9) == [[0, 2, 5, 3, 1, 6], [4]]
+    assert cpu._groups(lengths, 6000) == [[0, 2], [5], [3], [1, 6], [4]]  # and the sample budget
+    no_mask = HfSsl(model=str(checkpoints["data2vec"]), max_padding=1.0)
+    assert no_mask._groups(lengths, 10**9) == [[0, 2], [5], [3], [1], [6], [4]]  # equal lengths only
+    # max_padding changes no number: it is not part of the cache key
+    assert cpu.fingerprint() == wide.fingerprint()
 
 
 def test_padding_without_mask_would_be_wrong(checkpoints):
@@ -489,7 +508,7 @@ def test_fingerprint_of_frame_level_storage_is_unchanged_by_pool(checkpoints):
     import json
 
     ext = HfSsl(model="facebook/wav2vec2-base", layer="weighted")
-    params = ext.params.model_dump(mode="json", exclude={"type", "device", "local_files_only", "pool"})
+    params = ext.params.model_dump(mode="json", exclude={"type", "device", "local_files_only", "pool", "max_padding"})
     legacy = json.dumps({"name": "hf_ssl", "version": "1", "params": params}, sort_keys=True)
     assert ext.fingerprint() == hashlib.sha256(legacy.encode()).hexdigest()[:16]
     hub = "facebook/wav2vec2-base"
