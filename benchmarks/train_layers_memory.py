@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import resource
 import shutil
 import sys
 import tempfile
@@ -34,7 +33,9 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from serkit.interfaces.base import ComponentParams
-from serkit.interfaces.extractor import Extractor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_memory import RandomFeatures, peak_rss_mib  # the sibling benchmark's stand-in and helper
 
 N_CLASSES = 4
 #: The layer that carries the label.
@@ -42,7 +43,7 @@ INFORMATIVE = 8
 WRITE_CHUNK = 256
 
 
-class PooledLayers(Extractor):
+class PooledLayers(RandomFeatures):
     """Stand-in for ``hf_ssl`` with ``layer: weighted, pool: mean``: only its name, params, dim and layers are used."""
 
     name: ClassVar[str] = "bench_pooled_layers"
@@ -53,15 +54,11 @@ class PooledLayers(Extractor):
         utterances: int = Field(100_000, gt=0, description="Items in the store.")
         seed: int = Field(0, description="Random seed of the arrays.")
 
-    params: Params
+    params: Params  # type: ignore[assignment]
 
     @property
-    def output(self) -> Literal["vector"]:
+    def output(self) -> Literal["vector"]:  # type: ignore[override]
         return "vector"
-
-    @property
-    def sample_rate(self) -> int:
-        return 16000
 
     @property
     def dim(self) -> int:
@@ -70,9 +67,6 @@ class PooledLayers(Extractor):
     @property
     def n_layers(self) -> int:
         return self.params.layers
-
-    def extract(self, wav: Any) -> Any:
-        raise NotImplementedError("the benchmark store is filled directly with put_many")
 
 
 def _extractor(args: argparse.Namespace) -> PooledLayers:
@@ -103,12 +97,6 @@ def build_store(root: str, layers: int, width: int, utterances: int, seed: int) 
             chunk = []
     store.put_many(chunk)
     store.close()
-
-
-def peak_rss_mib() -> float:
-    """Peak RSS of this process, MiB (Linux reports KiB)."""
-    scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
 def train(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -154,7 +142,7 @@ def train(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         {"xa": registry.create("loss", {"type": "cross_entropy"}).build(int(fusion.out_dim), N_CLASSES)}
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    rss_before = peak_rss_mib()
+    rss_before = peak_rss_mib()[0]
     t0 = time.perf_counter()
     outcome = train_run(
         model, losses, None, {}, optimizer, loaders["train"], loaders["val"], loaders["test"],
@@ -166,7 +154,7 @@ def train(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     weights = outcome.encoders["ssl"]["layer_weights"]["xa"]
     return {
         "rss_before": rss_before,
-        "rss": peak_rss_mib(),
+        "rss": peak_rss_mib()[0],
         "seconds": seconds,
         "memory_mib": memory.bytes / 2**20,
         "cached_items": len(memory.items),

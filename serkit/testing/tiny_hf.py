@@ -12,8 +12,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SSL_MODELS", "save_tiny_ssl", "save_tiny_whisper"]
+__all__ = ["SSL_MODELS", "TINY_SSL_CONFIG", "save_tiny_ssl", "save_tiny_whisper"]
 
+#: Config fields of the tiny SSL checkpoints: hidden 32, 2 layers, CNN strides 5, 4, 2 (40 samples a frame),
+#: kernels 10, 3, 3 (receptive field 60 samples).
+TINY_SSL_CONFIG: dict[str, Any] = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "conv_dim": (32, 32, 32),
+    "conv_kernel": (10, 3, 3),
+    "conv_stride": (5, 4, 2),
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 2,
+}
 #: model type -> (config class, model class) in transformers.
 SSL_MODELS: dict[str, tuple[str, str]] = {
     "wav2vec2": ("Wav2Vec2Config", "Wav2Vec2Model"),
@@ -94,19 +107,7 @@ def save_tiny_ssl(
     if model_type not in SSL_MODELS:
         raise ValueError(f"model_type {model_type!r}; available: {', '.join(SSL_MODELS)}")
     config_cls, model_cls = SSL_MODELS[model_type]
-    fields: dict[str, Any] = {
-        "hidden_size": 32,
-        "num_hidden_layers": 2,
-        "conv_dim": (32, 32, 32),
-        "conv_kernel": (10, 3, 3),
-        "conv_stride": (5, 4, 2),
-        "num_attention_heads": 2,
-        "intermediate_size": 64,
-        "num_conv_pos_embeddings": 16,
-        "num_conv_pos_embedding_groups": 2,
-        "feat_extract_norm": norm,
-        **overrides,
-    }
+    fields: dict[str, Any] = {**TINY_SSL_CONFIG, "feat_extract_norm": norm, **overrides}
     torch.manual_seed(seed)
     folder = Path(folder)
     getattr(transformers, model_cls)(getattr(transformers, config_cls)(**fields)).save_pretrained(folder)

@@ -16,21 +16,12 @@ from serkit.builtin.extractors.hf_ssl import HfSsl
 from serkit.data.utterance import Utterance
 from serkit.errors import AudioError, ModelError
 from serkit.features import FeatureStore, extract_features
+from serkit.testing.tiny_hf import TINY_SSL_CONFIG
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-TINY = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "conv_dim": (32, 32, 32),
-    "conv_kernel": (10, 3, 3),
-    "conv_stride": (5, 4, 2),
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 2,
-}
+TINY = TINY_SSL_CONFIG
 #: name -> (config class, model class, extra config, do_normalize, padded+masked batches)
 KINDS = {
     "wav2vec2_group": ("Wav2Vec2Config", "Wav2Vec2Model", {"feat_extract_norm": "group"}, False, False),
