@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,7 +66,13 @@ def cli(no_plugin: tuple[str, ...]) -> None:
     "--resume",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Continue an interrupted run in this folder with its own recipe.yaml; finished runs are kept.",
+    help="Continue the interrupted run in this folder (with its recipe.yaml, or RECIPE if given, which must be "
+    "the same); finished runs are kept.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Delete the runs, checkpoints and results of the run already in --out before this run.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @click.option(
@@ -83,6 +90,7 @@ def run(
     out: Path | None,
     unset: tuple[str, ...],
     resume: Path | None,
+    overwrite: bool,
     quiet: bool,
     nproc: int | None,
 ) -> None:
@@ -90,33 +98,45 @@ def run(
 
     \b
     serkit run recipes/quickstart.yaml --set repeats=3
+    serkit run quickstart                                   # a recipe bundled with serkit ('serkit recipes')
     serkit run --resume runs/quickstart-20261124-101500     # after an interruption
+    serkit run R.yaml --out runs/r --overwrite              # replace the run in runs/r
     serkit run R.yaml --nproc 2                             # 2 DDP processes (gloo on CPU)
     torchrun --nproc-per-node 4 -m serkit run R.yaml        # the same, by hand or on a cluster
     """
     from serkit.config.recipe import load_recipe
 
     _plugin_warnings()
+    given = recipe  # as given on the command line (None: the run folder's own recipe.yaml)
     if resume is not None:
-        if recipe is not None or overrides or unset or out is not None:
-            raise click.UsageError(
-                "--resume RUN_DIR takes the run's own recipe.yaml; give no RECIPE, --set, --unset or --out"
-            )
-        recipe, out = resume / "recipe.yaml", resume
+        if overwrite:
+            raise click.UsageError("give --resume or --overwrite, not both")
+        if out is not None and out != resume:
+            raise click.UsageError("--resume RUN_DIR continues the run in RUN_DIR; give no other --out")
+        if recipe is None:
+            if overrides or unset:
+                raise click.UsageError("--set/--unset with --resume need the RECIPE they change")
+            if not (resume / "recipe.yaml").is_file():
+                raise SerkitError(f"--resume {resume}: no recipe.yaml there; is it a folder written by 'serkit run'?")
+            recipe = resume / "recipe.yaml"
+        out = resume
     if recipe is None:
         raise click.UsageError("missing RECIPE (or --resume RUN_DIR)")
+    from serkit.bundled import resolve_recipe
+
+    recipe = resolve_recipe(recipe)
     rec, _ = load_recipe(recipe, overrides, unset=unset)
     if nproc is not None:  # the recipe is valid: start the ranks, each runs this command without --nproc
-        from serkit.engine.distributed import launch
+        from serkit.engine.distributed import check_gpus, launch
 
         args = [a for n in (ctx.parent.params.get("no_plugin", ()) if ctx.parent else ()) for a in ("--no-plugin", n)]
         args.append("run")
-        if resume is not None:
-            args += ["--resume", str(resume)]
-        else:
-            args += [str(recipe), *(a for o in overrides for a in ("--set", o))]
-            args += [*(a for u in unset for a in ("--unset", u)), *(["--out", str(out)] if out else [])]
+        args += [str(given), *(a for o in overrides for a in ("--set", o))] if given is not None else []
+        args += [*(a for u in unset for a in ("--unset", u))]
+        args += ["--resume", str(resume)] if resume is not None else (["--out", str(out)] if out else [])
+        args += ["--overwrite"] if overwrite else []
         args += ["--quiet"] if quiet else []
+        check_gpus(nproc, rec.device)  # one GPU per process on CUDA: say so before starting any
         code = launch(nproc, args)
         if code:
             raise SystemExit(code)
@@ -125,7 +145,10 @@ def run(
     from serkit.engine.run import run_recipe
 
     with distributed_session(rec.device) as dist:  # one process, or one rank under torchrun
-        run_recipe(rec, out=out, source=str(recipe), progress=not quiet, resume=resume is not None, dist=dist)
+        run_recipe(
+            rec, out=out, source=str(recipe), progress=not quiet, resume=resume is not None, dist=dist,
+            overwrite=overwrite,
+        )
 
 
 @cli.command()
@@ -136,10 +159,11 @@ def run(
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 def sweep(sweep_file: Path, overrides: tuple[str, ...], out: Path | None, quiet: bool) -> None:
     """Run the variants of SWEEP_FILE and print them side by side (e.g. the paper's Table 3)."""
+    from serkit.bundled import resolve_recipe
     from serkit.engine.sweep import run_sweep
 
     _plugin_warnings()
-    folder = run_sweep(sweep_file, out, overrides, progress=not quiet)
+    folder = run_sweep(resolve_recipe(sweep_file), out, overrides, progress=not quiet)
     click.echo((folder / "table.md").read_text())
     click.echo(f"tables: {folder / 'table.md'}  {folder / 'table.csv'}")
 
@@ -170,12 +194,52 @@ def export_cmd(run_dir: Path, out: Path, checkpoint: str | None, fmt: str) -> No
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["markdown", "csv"]), default="markdown", show_default=True)
 @click.option("--no-std", is_flag=True, help="Means only.")
-def compare(runs: tuple[Path, ...], fmt: str, no_std: bool) -> None:
-    """One table of RUNS (run folders): rows = runs, columns = domains, cells UA / WA."""
+@click.option(
+    "--metric", type=click.Choice(["ua", "wa", "macro_f1"]), default="ua", show_default=True,
+    help="Metric of the differences between runs.",
+)
+@click.option("--alpha", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.05, show_default=True,
+              help="Level at which a difference is marked significant.")
+@click.option("--against", default=None, metavar="NAME", help="Only the differences of every run with this one.")
+@click.option("--differences-csv", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the differences as CSV to this file.")
+def compare(
+    runs: tuple[Path, ...], fmt: str, no_std: bool, metric: str, alpha: float, against: str | None,
+    differences_csv: Path | None,
+) -> None:
+    """One table of RUNS (run folders): rows = runs, columns = domains, cells UA / WA.
+
+    In markdown, the table is followed by the differences between the runs per domain
+    (mean difference, 95 % interval, p-value): paired t-test over the runs sharing
+    (repeat, fold), else Welch's unpaired t-test, labelled as such. A sweep folder stands
+    for its variants; given only sweep folders, each variant is compared with the
+    variant of the same name in the other sweeps.
+
+    \b
+    serkit compare runs/t3/SB runs/t3/GatedNAS
+    serkit compare runs/t3 --against t3/SB --differences-csv diffs.csv
+    serkit compare runs/sweep_a runs/sweep_b        # variant by variant
+    """
+    from serkit.io import atomic_write_text
+    from serkit.report import significance
     from serkit.report.compare import compare_table, load_results
 
-    rows = [(p.name, load_results(p)) for p in runs]
+    rows: list[tuple[str, Any]] = []
+    sweeps: dict[str, list[str]] = {}  # a sweep folder (no results.json, variants below): its rows
+    for p in runs:
+        variants = [] if (p / "results.json").is_file() else sorted(c.parent for c in p.glob("*/results.json"))
+        sweeps.update({p.name: [f"{p.name}/{v.name}" for v in variants]} if variants else {})
+        rows += [(f"{p.name}/{v.name}", load_results(v)) for v in variants] or [(p.name, load_results(p, True))]
     click.echo(compare_table(rows, fmt, std=not no_std), nl=False)  # type: ignore[arg-type]
+    pairs = None
+    if len(sweeps) == len(runs) > 1 and against is None:  # sweeps side by side: each variant with its namesakes
+        first, *others = sweeps.values()
+        pairs = [(a, b) for a in first for o in others for b in o if a.split("/", 1)[1] == b.split("/", 1)[1]]
+    diffs = significance.differences(rows, metric, against, pairs=pairs)
+    if fmt == "markdown" and diffs:
+        click.echo("\n" + significance.differences_markdown(diffs, alpha), nl=False)
+    if differences_csv is not None:
+        atomic_write_text(differences_csv, significance.differences_csv(diffs, alpha))
 
 
 @cli.command()
@@ -189,6 +253,7 @@ def compare(runs: tuple[Path, ...], fmt: str, no_std: bool) -> None:
 )
 def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Check RECIPES without running them; report every problem with its path and line."""
+    from serkit.bundled import resolve_recipe
     from serkit.config.recipe import load_recipe
     from serkit.errors import RecipeError
 
@@ -196,7 +261,7 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     failed = 0
     for path in recipes:
         try:
-            load_recipe(path, overrides)
+            load_recipe(resolve_recipe(path), overrides)
         except RecipeError as err:
             failed += 1
             click.secho(str(err), fg="red", err=True)
@@ -204,6 +269,20 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
             click.echo(f"{path}: ok")
     if failed:
         raise SystemExit(1)
+
+
+@cli.command("recipes")
+@click.option("--paths", is_flag=True, help="Print each recipe's file path instead of its summary.")
+def recipes_cmd(paths: bool) -> None:
+    """List the recipes bundled with serkit ('serkit run NAME' runs one from any folder)."""
+    from serkit.bundled import bundled_recipes
+
+    found = bundled_recipes()
+    if not found:
+        raise SerkitError("no bundled recipes are installed (a serkit wheel holds them in serkit/recipes/)")
+    width = max(len(r.name) for r in found)
+    for r in found:
+        click.echo(f"{r.name:<{width}}  {r.kind:<6}  {r.path if paths else r.summary}")
 
 
 @cli.command()
@@ -303,10 +382,29 @@ def _add_plugin_commands() -> None:
         click.secho(f"warning: a plugin failed to add CLI commands: {err}", fg="yellow", err=True)
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    """One line per warning, never the source line Python's default format adds.
+
+    serkit's own warnings (``UserWarning``) read ``warning: <message>``; others also name
+    their category and where they come from.
+    """
+    if category is UserWarning:
+        text = f"warning: {message}"
+    else:
+        text = f"warning ({category.__name__}, {filename}:{lineno}): {message}"
+    click.secho(text, fg="yellow", err=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: SerkitError -> one clear message, exit code 2."""
+    import errno
+    import warnings
+
     from serkit.plugins import configure_plugins
 
+    warnings.showwarning = _show_warning
     args = list(sys.argv[1:] if argv is None else argv)
     configure_plugins(_preparse_blocked(args))
     _add_plugin_commands()
@@ -314,6 +412,14 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=args, prog_name="serkit", standalone_mode=False)
     except SerkitError as err:
         click.secho(f"error: {err}", fg="red", err=True)
+        raise SystemExit(2) from None
+    except OSError as err:  # a write outside serkit's own helpers (plots, loggers...) on a full disk
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        from serkit.errors import StorageError
+
+        where = err.filename if err.filename is not None else "a file"
+        click.secho(f"error: {StorageError(err.errno, err.strerror, where)}", fg="red", err=True)
         raise SystemExit(2) from None
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

@@ -218,9 +218,31 @@ def init_distributed(device: str = "auto") -> DistContext:
     if use_cuda:
         if not torch.cuda.is_available():
             raise SerkitError(f"device: {device!r} requested but CUDA is not available here; use device: cpu")
+        check_gpus(_env_int("LOCAL_WORLD_SIZE") if os.environ.get("LOCAL_WORLD_SIZE") else local_rank + 1, device)
         torch.cuda.set_device(local_rank)
     dist.init_process_group(backend=backend, timeout=_timeout())
     return DistContext(rank, world, local_rank, backend, owns_group=True)
+
+
+def check_gpus(nproc: int, device: str) -> None:
+    """Processes that train on CUDA need one GPU each on this machine.
+
+    Raises:
+        SerkitError: ``device`` is CUDA (or ``auto`` with a GPU) and fewer than ``nproc``
+            GPUs are visible; the message names both numbers and the ways out.
+    """
+    import torch
+
+    if not (device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())):
+        return
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if nproc > visible:
+        hint = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f" (CUDA_VISIBLE_DEVICES={hint})" if hint is not None else ""
+        raise SerkitError(
+            f"--nproc {nproc}: one process per GPU needs {nproc} GPUs, but this machine shows {visible}{shown}; "
+            f"use --nproc {max(visible, 1)}, or device: cpu to run {nproc} processes on the CPU (gloo)"
+        )
 
 
 def run_device(ctx: DistContext, device: Any) -> Any:
@@ -271,18 +293,26 @@ def distributed_session(device: str = "auto") -> Iterator[DistContext]:
     cleanup(ctx)
 
 
-def launch(nproc: int, serkit_args: Sequence[str], *, env: dict[str, str] | None = None) -> int:
+def launch(
+    nproc: int, serkit_args: Sequence[str], *, env: dict[str, str] | None = None, device: str | None = None
+) -> int:
     """Run ``serkit SERKIT_ARGS`` in ``nproc`` processes on this machine; returns the exit code.
 
     Equivalent to ``python -m torch.distributed.run --standalone --nproc-per-node NPROC -m
     serkit SERKIT_ARGS`` (``--standalone``: a private rendezvous on a free local port, so
     several launches can share a machine).
 
+    ``device`` (the recipe's) is checked first: on CUDA every process needs its own GPU
+    (:func:`check_gpus`).
+
     Raises:
-        SerkitError: ``nproc < 1``, or this process already is a rank of a distributed run.
+        SerkitError: ``nproc < 1``, too few GPUs, or this process already is a rank of a
+            distributed run.
     """
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise SerkitError(f"--nproc: expected a positive number of processes; got {nproc!r}")
+    if device is not None:
+        check_gpus(nproc, device)
     if env_world_size() > 1:
         raise SerkitError("--nproc: this process already runs under torchrun (WORLD_SIZE is set); drop --nproc")
     cmd = [

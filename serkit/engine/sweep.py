@@ -12,7 +12,10 @@ A sweep file::
       Solo: {unset: [domains.de]}       # ... or drop parts of it
 
 Each variant runs into ``<out>/<variant>/``; ``<out>/table.md`` and ``table.csv`` hold
-the comparison (rows = variants, columns = domains).
+the comparison (rows = variants, columns = domains). ``table.md`` then lists, for every
+pair of variants and domain, the UA difference with a 95 % interval and a paired t-test
+over the runs sharing (repeat, fold), marking those significant at the sweep's ``alpha``
+(default 0.05; see :mod:`serkit.report.significance`); ``differences.csv`` holds them too.
 """
 
 from __future__ import annotations
@@ -47,6 +50,9 @@ class SweepSpec(BaseModel):
     set: list[str] = Field(default_factory=list, description="Overrides applied to every variant.")
     unset: list[str] = Field(default_factory=list, description="Paths removed in every variant.")
     variants: dict[str, VariantSpec] = Field(min_length=1, description="Variant name -> variant.")
+    alpha: float = Field(
+        0.05, gt=0.0, lt=1.0, description="Level at which table.md marks a difference between variants significant."
+    )
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -89,9 +95,10 @@ def variant_recipes(path: str | Path, overrides: list[str] | tuple[str, ...] = (
 def run_sweep(
     path: str | Path, out: Path | None = None, overrides: list[str] | tuple[str, ...] = (), progress: bool = True
 ) -> Path:
-    """Run every variant (skipping those whose results.json exists) and write the tables."""
+    """Run every variant (skipping those whose results.json exists, resuming unfinished ones) and write the tables."""
     from serkit.engine.run import run_recipe
     from serkit.report.compare import compare_table, load_results
+    from serkit.report.significance import differences, differences_csv, differences_markdown
 
     spec = load_sweep(path)
     recipes = variant_recipes(path, overrides)
@@ -100,9 +107,14 @@ def run_sweep(
     rows = []
     for name, (recipe, rp) in recipes.items():
         run_dir = out / name
-        if not (run_dir / "results.json").is_file():
-            run_recipe(recipe, out=run_dir, source=str(rp), progress=progress)
+        if not (run_dir / "results.json").is_file():  # an unfinished variant resumes (if its recipe is the same)
+            started = run_dir.is_dir() and any(run_dir.iterdir())
+            run_recipe(recipe, out=run_dir, source=str(rp), progress=progress, resume=started)
         rows.append((name, load_results(run_dir)))
-    atomic_write_text(out / "table.md", f"# {spec.name}\n\n" + compare_table(rows, "markdown"))
+    diffs = differences(rows)  # paired by (repeat, fold): the variants share their splits
+    significance = differences_markdown(diffs, spec.alpha)
+    table = f"# {spec.name}\n\n" + compare_table(rows, "markdown") + (f"\n{significance}" if significance else "")
+    atomic_write_text(out / "table.md", table)
     atomic_write_text(out / "table.csv", compare_table(rows, "csv"))
+    atomic_write_text(out / "differences.csv", differences_csv(diffs, spec.alpha))
     return out

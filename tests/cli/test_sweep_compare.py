@@ -86,3 +86,18 @@ def test_sweep_runs_variants_writes_tables_and_resumes(tmp_path: Path, capsys) -
     printed = capsys.readouterr().out.splitlines()
     assert printed[0] == "| run | xa UA / WA | xb UA / WA |"
     assert printed[2].startswith("| Shared | ")
+
+
+def test_compare_shows_the_linear_reference_beside_each_run() -> None:
+    with_ref = fake(0.5, 0.6, ("en",)) | {
+        "reference": {"en": {"kind": "logreg", "ua": {"mean": 0.55, "std": 0.03}, "wa": {"mean": 0.65, "std": 0.04}}}
+    }
+    rows = [("SB", with_ref), ("Old", fake(0.7, 0.75, ("en",)))]
+    md = compare_table(rows, "markdown").splitlines()
+    assert md[2:4] == ["| SB | 0.5000 ± 0.0100 / 0.6000 ± 0.0200 |", "| Old | 0.7000 ± 0.0100 / 0.7500 ± 0.0200 |"]
+    assert md[-5] == "Linear reference of each run (on its streams and splits): reference UA (model UA − reference UA)"
+    assert md[-3:] == ["| run | en reference UA |", "| --- | --- |", "| SB (logreg) | 0.5500 ± 0.0300 (-0.0500) |"]
+    csv_lines = compare_table(rows, "csv").splitlines()
+    assert csv_lines[0] == "run,protocol,n_runs,en_ua,en_ua_std,en_wa,en_wa_std,en_ref_ua,en_ref_wa"
+    assert csv_lines[1].endswith(",0.55,0.65")
+    assert csv_lines[2].endswith(",,")

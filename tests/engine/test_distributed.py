@@ -324,6 +324,7 @@ def test_two_gloo_processes_train_like_one(worker: tuple[Path, ModuleType], tmp_
 RECIPE = """\
 name: ddp_cli
 seed: 0
+device: cpu  # gloo on every machine: the comparison with one process must not depend on visible GPUs
 protocol: {type: speaker, k: 3, folds: [0]}
 domains:
   xa: {dataset: {type: synthetic, languages: [xa], speakers: 6, per_class: 6, seed: 1}}
