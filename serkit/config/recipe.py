@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from serkit.config.loader import LineMap, apply_overrides, apply_unsets, load_yaml_with_lines, substitute_env
+from serkit.data.wave_augment import WaveAugmentSpec
 from serkit.errors import RecipeError
 from serkit.registry import Registry, closest
 
@@ -150,13 +151,24 @@ Protocol = Annotated[
 ]
 
 
+class MaskSpec(_Section):
+    """Random time and feature masks on sequence inputs during training (SpecAugment on cached features)."""
+
+    time_masks: int = Field(2, ge=0, description="Spans masked along time per utterance.")
+    time_width: float = Field(0.05, ge=0, le=1, description="Longest time span, as a fraction of the utterance.")
+    freq_masks: int = Field(2, ge=0, description="Spans masked along the feature axis per utterance.")
+    freq_width: int = Field(4, ge=0, description="Longest feature span, in dimensions.")
+
+
 class TrainSpec(_Section):
     """Training loop settings."""
 
     epochs: int = Field(20, ge=1, description="Training epochs per run.")
     batch_size: int = Field(32, ge=1, description="Utterances per batch (one domain per batch).")
-    select_by: Literal["val_ua", "val_wa", "val_loss"] = Field(
-        "val_ua", description="Validation metric that picks the checkpoint (mean over domains)."
+    select_by: Literal["val_ua", "val_wa", "val_loss", "last"] = Field(
+        "val_ua",
+        description="Validation metric that picks the checkpoint (mean over domains), or 'last': the final "
+        "epoch's (with weight averaging, the average; for small validation sets whose best epoch is noise).",
     )
     grad_clip: float | None = Field(
         5.0, gt=0, description="Max gradient norm; null disables clipping."
@@ -172,6 +184,33 @@ class TrainSpec(_Section):
     )
     samples_per_class: int = Field(
         8, ge=1, description="Utterances per class in a balanced batch (sampler: balanced)."
+    )
+    input_dropout: float = Field(
+        0.0, ge=0, lt=1, description="Dropout on every stream's vector (encoder output) before the fusion."
+    )
+    mixup: float = Field(
+        0.0,
+        ge=0,
+        description="Mixup on utterance vectors: alpha of the Beta(alpha, alpha) mixing weight; the stream vectors "
+        "of a batch are mixed with a shuffled copy and the loss with their targets. 0: off.",
+    )
+    mask: MaskSpec | None = Field(
+        None, description="Time and feature masking of sequence inputs during training (after standardisation)."
+    )
+    average: Literal["none", "ema", "swa"] = Field(
+        "none",
+        description="Weight averaging: 'ema' keeps an exponential moving average of the weights after every step "
+        "(ema_decay); 'swa' averages the weights at the end of every epoch from swa_start on. The averaged "
+        "model is the one evaluated, selected and saved.",
+    )
+    precision: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32",
+        description="Training precision: fp32; bf16 (autocast to bfloat16, no scaling needed); fp16 (autocast to "
+        "float16 with a gradient scaler). Evaluation always runs in float32.",
+    )
+    ema_decay: float = Field(0.99, gt=0, lt=1, description="Decay of the weights' moving average (average: ema).")
+    swa_start: float = Field(
+        0.5, ge=0, lt=1, description="Fraction of the epochs after which averaging starts (average: swa)."
     )
 
 
@@ -206,11 +245,33 @@ class DataSpec(_Section):
         "normalisation, for corpora recorded at different levels). Stored in the model, so predict and "
         "exports apply them. Not transductive. Fine-tuned extractors' inputs are left as they are.",
     )
-    speaker_norm: bool = Field(
+    augment: list[WaveAugmentSpec] = Field(
+        default_factory=list,
+        description="Waveform augmentations for training: each adds one augmented copy of every training "
+        "utterance ({type: speed, factor: 0.9}, {type: noise, snr_db: 20, color: white|pink}). The copies' "
+        "features are extracted once and cached (the augmentation is part of the store's key); validation, "
+        "test and the linear reference use the original audio only.",
+    )
+    standardize_clip: float | None = Field(
+        None,
+        gt=0,
+        description="With standardize: clamp standardised values to [-clip, clip] (a dimension that barely varies "
+        "in training cannot explode on a new speaker); null: no clamping.",
+    )
+    speaker_norm: bool | Literal["auto"] = Field(
         False,
         description="Standardise every stream per speaker (mean/std over the speaker's utterances). "
         "Transductive: test speakers' statistics come from their own unlabelled features. Only sound "
-        "when each speaker covers (nearly) every label, as in acted corpora.",
+        "when each speaker covers (nearly) every label, as in acted corpora. 'auto': on for the domains "
+        "whose speakers cover on average at least speaker_norm_auto_coverage of the domain's labels (a "
+        "property of the corpus design, read from the labels, never from scores), off for the others.",
+    )
+    speaker_norm_auto_coverage: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="speaker_norm: auto switches a domain on when its speakers cover on average at least "
+        "this fraction of its labels.",
     )
     speaker_norm_min_coverage: float = Field(
         0.5,
@@ -397,6 +458,10 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 description="auto, cpu, cuda, cuda:N or mps.",
             ),
         ),
+        "protocol": (
+            Protocol,
+            Field(default_factory=lambda: {"type": "random"}, description="Evaluation protocol."),
+        ),
         "threads": (
             int | Literal["auto"],
             Field(
@@ -406,9 +471,15 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
                 "machine (recounted every epoch); environment.json records the choice.",
             ),
         ),
-        "protocol": (
-            Protocol,
-            Field(default_factory=lambda: {"type": "random"}, description="Evaluation protocol."),
+        "reference": (
+            Literal["logreg", "svm", "none"],
+            Field(
+                "logreg",
+                description="The linear reference fitted in every run on the same streams and splits (sequences "
+                "pooled to mean and std, standardised on the training split, C chosen on validation): "
+                "'logreg' (class-balanced logistic regression), 'svm' (class-balanced linear SVM) or 'none'. "
+                "Shown beside the model in results.json, the report and compare; a model below it is warned about.",
+            ),
         ),
         "domains": (
             dict[str, domain_spec],
@@ -753,10 +824,18 @@ def check_recipe(
                 f"(available: {', '.join(registry.names('encoder'))})",
             )
         if output == "vector" and stream.encoder is not None:
-            add(
-                ("features", sid, "encoder"),
-                f"extractor '{ext.name}' yields one vector per utterance; remove the encoder",
-            )
+            names = registry.names("encoder")
+            takers = [n for n in names if getattr(registry.get("encoder", n), "accepts_vectors", False)]
+            if stream.encoder.type not in takers:
+                add(
+                    ("features", sid, "encoder"),
+                    f"extractor '{ext.name}' yields one vector per utterance; remove the encoder"
+                    + (f" or use one that takes vectors ({', '.join(takers)})" if takers else ""),
+                )
+                continue
+        if stream.encoder is not None:
+            for message in registry.create("encoder", stream.encoder).check_stream(ext, registry):
+                add(("features", sid, "encoder"), message)
     return problems
 
 

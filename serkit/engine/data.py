@@ -69,11 +69,14 @@ class Batch:
     indices: torch.Tensor
     weight: float = 1.0
 
-    def to(self, device: torch.device) -> Batch:
+    def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
+        nb = non_blocking
         moved: dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
         for k, v in self.streams.items():
-            moved[k] = (v[0].to(device), v[1].to(device)) if isinstance(v, tuple) else v.to(device)
-        return Batch(moved, self.targets.to(device), self.domain, self.indices, self.weight)
+            moved[k] = (v[0].to(device, non_blocking=nb), v[1].to(device, non_blocking=nb)) if isinstance(
+                v, tuple
+            ) else v.to(device, non_blocking=nb)
+        return Batch(moved, self.targets.to(device, non_blocking=nb), self.domain, self.indices, self.weight)
 
 
 class FeatureMemory:
@@ -117,6 +120,9 @@ class FeatureDataset(Dataset):
             per speaker when given (see :func:`speaker_stats`).
         memory: keeps items read once in memory (see :class:`FeatureMemory`); ``None``
             reads the store every time (bounded memory).
+        copies: augmented copies of every utterance (training only), each as ``(stores,
+            keys)`` like ``stores`` and ``keys``; the dataset then serves every index once
+            per copy after the originals: ``len = len(indices) * (1 + len(copies))``.
     """
 
     def __init__(
@@ -128,8 +134,10 @@ class FeatureDataset(Dataset):
         speakers: Sequence[str] | None = None,
         norms: Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]] | None = None,
         memory: FeatureMemory | None = None,
+        copies: Sequence[tuple[Mapping[str, FeatureStore], Mapping[str, Sequence[str]]]] = (),
     ) -> None:
         self.memory = memory
+        self.copies = [(dict(st), {k: list(v) for k, v in ks.items()}) for st, ks in copies]
         self.keys = {k: list(v) for k, v in keys.items()}
         self.stores = dict(stores)
         self.targets = list(targets)
@@ -140,14 +148,20 @@ class FeatureDataset(Dataset):
             raise ValueError("FeatureDataset: norms need speakers")
 
     def __len__(self) -> int:
-        return len(self.indices)
+        return len(self.indices) * (1 + len(self.copies))
+
+    def item_targets(self) -> list[int]:
+        """The label index of every item, copies included (``len(self)`` of them)."""
+        return [self.targets[p] for p in self.indices] * (1 + len(self.copies))
 
     def __getitem__(self, i: int) -> tuple[dict[str, np.ndarray], int, int]:
-        pos = self.indices[i]
+        copy, j = divmod(i, len(self.indices))
+        pos = self.indices[j]
+        stores, keys = (self.stores, self.keys) if copy == 0 else self.copies[copy - 1]
         if self.memory is not None:
-            feats = {s: self.memory.get(s, self.keys[s][pos], self.stores[s]) for s in self.keys}
+            feats = {s: self.memory.get(f"{s}#{copy}", keys[s][pos], stores[s]) for s in keys}
         else:
-            feats = {s: self.stores[s].get(self.keys[s][pos]) for s in self.keys}
+            feats = {s: stores[s].get(keys[s][pos]) for s in keys}
         for s, per_speaker in self.norms.items():
             mean, std = per_speaker[self.speakers[pos]]  # type: ignore[index]
             feats[s] = ((feats[s] - mean) / std).astype(np.float32, copy=False)
@@ -275,7 +289,7 @@ def make_loader(
     if balanced_per_class is not None:
         from serkit.data.sampler import BalancedBatchSampler, DistributedBatchSampler
 
-        labels = [dataset.targets[p] for p in dataset.indices]
+        labels = dataset.item_targets()
         sampler: Sampler[list[int]] = BalancedBatchSampler(
             labels,
             classes_per_batch=max(2, batch_size // balanced_per_class),

@@ -10,6 +10,7 @@ from torch import nn
 
 from serkit.engine.data import Batch, StreamInfo
 from serkit.errors import ModelError
+from serkit.interfaces.encoder import StreamContext
 from serkit.registry import Registry
 
 __all__ = ["SerModel", "build_model", "head_plan"]
@@ -28,6 +29,10 @@ class SerModel(nn.Module):
         norms: optional feature standardisation applied before the encoders: key -> stream
             id -> :class:`serkit.nn.standardize.Standardize`, where the key is ``"*"`` (one
             set for every domain) or a domain id.
+        input_dropout: dropout probability on every stream's vector before the fusion
+            (training only).
+        augment: applied to sequence inputs ``(x (B, L, d), lengths)`` after
+            standardisation, in training mode only (e.g. :class:`serkit.nn.augment.SequenceMasking`).
     """
 
     def __init__(
@@ -39,8 +44,12 @@ class SerModel(nn.Module):
         head_of: Mapping[str, str],
         labels: Mapping[str, Sequence[str]],
         norms: Mapping[str, Mapping[str, nn.Module]] | None = None,
+        input_dropout: float = 0.0,
+        augment: nn.Module | None = None,
     ) -> None:
         super().__init__()
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.augment = augment
         self.stream_infos = list(streams)
         self.encoders = nn.ModuleDict(dict(encoders))
         self.fusion = fusion
@@ -52,7 +61,8 @@ class SerModel(nn.Module):
     def encode(self, streams: Mapping[str, Any], domain: str | None = None) -> dict[str, torch.Tensor]:
         """Stream inputs -> one vector per stream: ``{id: (B, k_i)}``.
 
-        ``domain`` picks the standardisation statistics when they are per domain."""
+        ``domain`` picks the standardisation statistics when they are per domain, and is
+        passed to encoders whose network has ``takes_domain`` (per-domain layer weights)."""
         out: dict[str, torch.Tensor] = {}
         norms = self._norms_of(domain)
         for info in self.stream_infos:
@@ -60,9 +70,13 @@ class SerModel(nn.Module):
             if info.name in norms:
                 norm = norms[info.name]
                 value = (norm(value[0]), value[1]) if isinstance(value, tuple) else norm(value)
+            if self.augment is not None and self.training and isinstance(value, tuple):
+                value = (self.augment(value[0], value[1]), value[1])
             if info.name in self.encoders:
-                x, lengths = value
-                out[info.name] = self.encoders[info.name](x, lengths)
+                enc = self.encoders[info.name]
+                x, lengths = value if isinstance(value, tuple) else (value, None)  # vector streams: no lengths
+                kwargs = {"domain": domain} if getattr(enc, "takes_domain", False) else {}
+                out[info.name] = enc(x, lengths, **kwargs)
             else:
                 out[info.name] = value
         return out
@@ -84,7 +98,16 @@ class SerModel(nn.Module):
         head = self.head_of.get(batch.domain)
         if head is None:
             raise ModelError(f"no head for domain {batch.domain!r}; domains: {', '.join(self.head_of)}")
-        fused = self.fusion(self.encode(batch.streams, batch.domain), batch.domain)
+        return self.classify(self.encode(batch.streams, batch.domain), batch.domain)
+
+    def classify(self, vectors: Mapping[str, torch.Tensor], domain: str) -> tuple[torch.Tensor, Any]:
+        """Stream vectors ``{id: (B, k_i)}`` -> the domain head's logits ``(B, C)`` and the fusion output.
+
+        Input dropout (training only) is applied to every vector first."""
+        head = self.head_of.get(domain)
+        if head is None:
+            raise ModelError(f"no head for domain {domain!r}; domains: {', '.join(self.head_of)}")
+        fused = self.fusion({k: self.input_dropout(v) for k, v in vectors.items()}, domain)
         return self.heads[head](fused.representation), fused
 
 
@@ -115,10 +138,12 @@ def build_model(
         labels: domain id -> label list of the domain's head.
         head_of: domain id -> head id (default: each domain its own head).
         extractors: stream id -> extractor instance; fine-tuned (``trainable``) extractors
-            provide their own network in place of an encoder.
+            provide their own network in place of an encoder; the others' ``n_layers``
+            reaches layer-aware encoders (:class:`serkit.interfaces.encoder.StreamContext`).
     """
     encoders: dict[str, nn.Module] = {}
     dims: dict[str, int] = {}
+    domains = list(labels)
     for info in streams:
         spec = recipe.features[info.name]
         ext = (extractors or {}).get(info.name)
@@ -126,13 +151,14 @@ def build_model(
             enc = ext.build_trainable()
             encoders[info.name] = enc
             dims[info.name] = int(enc.out_dim)
-        elif info.output == "sequence":
-            enc = registry.create("encoder", spec.encoder).build(info.dim)
+        elif info.output == "sequence" or spec.encoder is not None:  # vector streams: encoders with accepts_vectors
+            layers = int(getattr(ext, "n_layers", 1)) if ext is not None else 1
+            context = StreamContext(info.output, layers, tuple(domains), registry)
+            enc = registry.create("encoder", spec.encoder).build_stream(info.dim, context)
             encoders[info.name] = enc
             dims[info.name] = int(enc.out_dim)
         else:
             dims[info.name] = info.dim
-    domains = list(labels)
     head_of = dict(head_of or {d: d for d in domains})
     fusion = registry.create("fusion", recipe.fusion).build(dims, domains)
     heads: dict[str, nn.Module] = {}
@@ -149,5 +175,14 @@ def build_model(
 
         trainable = {s.name for s in streams if getattr((extractors or {}).get(s.name), "trainable", False)}
         for key in ["*"] if mode == "global" else domains:
-            norms[key] = {s.name: Standardize(s.dim) for s in streams if s.name not in trainable}
-    return SerModel(streams, encoders, fusion, heads, head_of, labels, norms)
+            clip = getattr(recipe.data, "standardize_clip", None)
+            norms[key] = {s.name: Standardize(s.dim, clip=clip) for s in streams if s.name not in trainable}
+    train = getattr(recipe, "train", None)
+    augment = None
+    masking = getattr(train, "mask", None)
+    if masking is not None:
+        from serkit.nn.augment import SequenceMasking
+
+        augment = SequenceMasking(**masking.model_dump())
+    dropout = float(getattr(train, "input_dropout", 0.0))
+    return SerModel(streams, encoders, fusion, heads, head_of, labels, norms, dropout, augment)

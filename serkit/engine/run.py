@@ -27,12 +27,13 @@ from serkit.data.splits import (
     speaker_split,
 )
 from serkit.data.utterance import Utterance
+from serkit.engine.precheck import check_protocol
 from serkit.errors import DatasetError, SerkitError
 from serkit.io import atomic_write_json, atomic_write_text
 from serkit.paths import cache_dir
 from serkit.plugins import get_plugin_manager
 
-__all__ = ["default_run_dir", "run_recipe"]
+__all__ = ["default_run_dir", "label_coverage", "run_recipe"]
 
 
 @dataclass
@@ -300,16 +301,22 @@ def run_recipe(
     progress: bool = True,
     resume: bool = False,
     dist: Any = None,
+    overwrite: bool = False,
 ) -> Path:
     """Run a validated recipe end to end; returns the run folder (see :func:`_run_recipe`).
 
     While it runs, the process is registered among the serkit runs of this host, which
-    share its CPUs (:mod:`serkit.engine.threads`).
+    share its CPUs (:mod:`serkit.engine.threads`). A non-empty ``out`` is refused unless
+    ``resume`` (same recipe) or ``overwrite`` (see :mod:`serkit.engine.run_folder`).
     """
+    from serkit.engine.run_folder import RunFolder
     from serkit.engine.threads import ActiveRuns
 
-    with ActiveRuns(cache_dir() / "active-runs") as active:
-        return _run_recipe(recipe, out=out, source=source, progress=progress, resume=resume, dist=dist, active=active)
+    with ActiveRuns(cache_dir() / "active-runs") as active, RunFolder() as folder:
+        return _run_recipe(
+            recipe, out=out, source=source, progress=progress, resume=resume, dist=dist, active=active,
+            overwrite=overwrite, folder=folder,
+        )
 
 
 def _run_recipe(
@@ -321,6 +328,8 @@ def _run_recipe(
     resume: bool,
     dist: Any,
     active: Any,
+    overwrite: bool = False,
+    folder: Any = None,
 ) -> Path:
     """Run a validated recipe end to end; returns the run folder.
 
@@ -336,10 +345,12 @@ def _run_recipe(
     import torch
 
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
+    from serkit.engine.copies import extract_copies
     from serkit.engine.data import FeatureDataset, FeatureMemory, StreamInfo, make_loader
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.distributed import init_distributed, run_device
     from serkit.engine.model import build_model, head_plan
+    from serkit.engine.reference import below_reference, summarise_reference
     from serkit.engine.standardize import fit_standardize
     from serkit.engine.start import init_source_for, init_summary, start_from, zero_shot_baseline
     from serkit.engine.threads import choose_threads
@@ -368,8 +379,11 @@ def _run_recipe(
         recipe = init[1]
     with dist.main_first():  # rank 0 first: a generated corpus is written once
         raw = load_domains(recipe)  # a missing corpus stops the run before anything is written
+    check_protocol(recipe, raw)  # folds that cannot be made stop it before feature extraction
     run_dir = dist.broadcast_object(Path(out) if out is not None else default_run_dir(recipe.name))
     resolved = recipe.model_dump(mode="json")
+    if folder is not None:  # refuses a folder holding another run (or, resuming, another recipe)
+        folder.claim(dist, run_dir, resolved, resume=resume, overwrite=overwrite)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
@@ -409,6 +423,7 @@ def _run_recipe(
                 num_workers=recipe.data.extract_workers,
                 executor=recipe.data.extract_executor,
                 on_bad_audio=recipe.data.on_bad_audio,
+                verify=True,  # items whose checksum fails are recomputed now, not met in training
                 progress=progress,
                 description=f"{sid} [{d}]",
             )
@@ -425,6 +440,21 @@ def _run_recipe(
             f"  features {sid}: {stats['computed']} computed, {stats['cached']} cached, "
             f"{stats['failed']} failed ({stats['seconds']:.1f} s)"
         )
+    copies = extract_copies(
+        list(recipe.data.augment),
+        raw,
+        extractors,
+        lambda ext: FeatureStore(store_root, ext, dtype=recipe.store.dtype),
+        lambda utts, ext, store, description: _extract_distributed(
+            dist, extract_features, utts, ext, store, batch_size=recipe.data.extract_batch_size,
+            num_workers=recipe.data.extract_workers, executor=recipe.data.extract_executor, on_bad_audio="skip",
+            progress=progress, description=description,
+        ),
+        console,
+    )
+    extraction.update(copies.extraction)
+    if folder is not None:
+        folder.record_extraction(extraction)
     if bad and main:
         atomic_write_json(run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())])
         console.print(f"  [yellow]skipped {len(bad)} bad audio file(s); listed in {run_dir / 'bad_files.json'}[/]")
@@ -432,7 +462,7 @@ def _run_recipe(
     own_labels: dict[str, list[str]] = {}
     good_utts: dict[str, list[Utterance]] = {}
     for d, utts in raw.items():
-        good_utts[d] = [u for u in utts if all(u.id in keys[d][s.name] for s in streams)]
+        good_utts[d] = [u for u in utts if all(u.id in keys[d][s.name] for s in streams) and copies.complete(d, u.id)]
         own_labels[d] = sorted({u.label for u in good_utts[d]})
         if len(own_labels[d]) < 2:
             raise DatasetError(
@@ -463,12 +493,23 @@ def _run_recipe(
         if len(ds) > 1:
             console.print(f"  head {h!r} is shared by {', '.join(ds)} ({len(head_labels[h])} labels)")
     norms = _speaker_norms(recipe, domains, stores, own_labels, console) if recipe.data.speaker_norm else {}
+    if recipe.data.speaker_norm == "auto" and main:
+        on = ", ".join(norms) or "none"
+        console.print(f"  speaker_norm auto: on for {on} (speakers covering most labels), off for the others")
 
     # 3. splits
     plan, splits = plan_splits(recipe, domains, own_labels)
     for d, dd in domains.items():
         if splits[d] and main:
             _write_splits(run_dir, d, dd, splits[d])
+    if main:  # the split audit and the provenance of results.json
+        from rich.markup import escape
+
+        from serkit.engine.audit import run_checks
+
+        audit, prov = run_checks(recipe, {d: dd.utterances for d, dd in domains.items()}, splits, head_of, resolved)
+        for line in audit["findings"]:
+            console.print(f"  [yellow]split audit:[/] {escape(line)}")
     if norms and main:  # load_model needs them to predict (serkit.inference.save_speaker_norm)
         from serkit.inference import save_speaker_norm
 
@@ -498,6 +539,7 @@ def _run_recipe(
         model_config["init_from"] = {"run": str(init[0].run_dir), "checkpoint": init[0].checkpoint}
     tr = recipe.train
     memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
+    pooled = _PooledInputs(domains, stores, norms, memory, [s.name for s in streams])  # the linear reference's
     for run_no, (r, f) in enumerate(plan):
         run_id = f"r{r}-f{f}"
         seed = recipe.seed + r
@@ -508,6 +550,8 @@ def _run_recipe(
             kept = json.loads(done_file.read_text(encoding="utf-8"))
         kept = dist.broadcast_object(kept)  # rank 0 decides: only its file system need hold the folder
         if kept is not None:
+            if main and "reference" not in kept and recipe.reference != "none":  # a run finished before 0.2
+                kept["reference"] = _reference(recipe.reference, domains, splits, run_id, pooled, seed)
             outcomes.append(kept)
             console.print(f"  run {run_no + 1}/{len(plan)} ({run_id}): finished before, kept")
             continue
@@ -557,7 +601,8 @@ def _run_recipe(
             dd = domains[d]
             idx = getattr(splits[d][_run], which)
             speakers = [u.speaker for u in dd.utterances]
-            ds = FeatureDataset(dd.keys, stores, dd.targets, idx, speakers, norms.get(d), memory)
+            aug = copies.for_dataset(d, [u.id for u in dd.utterances]) if which == "train" else []
+            ds = FeatureDataset(dd.keys, stores, dd.targets, idx, speakers, norms.get(d), memory, aug)
             balanced = tr.samples_per_class if (tr.sampler == "balanced" and which == "train") else None
             return make_loader(
                 ds,
@@ -609,6 +654,9 @@ def _run_recipe(
             dist=dist,
             state_file=state_file,
             resume=resume,
+            mixup=tr.mixup,
+            average=_weight_average(model, tr),
+            precision=tr.precision,
         )
         if guard is not None:
             init_info["frozen"] = guard.verify(outcome.state_dict)
@@ -618,9 +666,14 @@ def _run_recipe(
             save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
         if run_no == 0 and main:  # the fused test representations of the first run, for the t-SNE plot
             _save_embeddings(run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, labels)
-        tests = " ".join(f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}" for d, m in outcome.test.items())
+        reference = _reference(recipe.reference, domains, splits, run_id, pooled, seed) if main else {}
+        tests = " ".join(
+            f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}"
+            + (f" (reference UA {reference[d]['ua']:.3f})" if d in reference else "")
+            for d, m in outcome.test.items()
+        )
         resumed = f" (resumed after epoch {outcome.resumed_from})" if outcome.resumed_from else ""
-        console.print(f"  {label}: best epoch {outcome.best_epoch}, test {tests}{resumed}")
+        console.print(f"  {label}: best epoch {outcome.best_epoch}{resumed}, test {tests}")
         outcomes.append(
             {
                 "id": run_id,
@@ -632,7 +685,9 @@ def _run_recipe(
                 "val": outcome.val,
                 "test": outcome.test,
                 "fusion": outcome.fusion,
+                **({"encoders": outcome.encoders} if outcome.encoders else {}),
                 "history": outcome.history,
+                **({"reference": reference} if reference else {}),
                 **({"init": init_info} if init_info else {}),
             }
         )
@@ -642,6 +697,7 @@ def _run_recipe(
     if not main:  # rank 0 writes the results; the other ranks wait for it, then leave
         for s in stores.values():
             s.close()
+        copies.close()
         dist.barrier()
         return run_dir
     atomic_write_json(run_dir / "checkpoints" / "model.json", model_config)
@@ -661,30 +717,96 @@ def _run_recipe(
             if any(sp.test for sp in splits[d].values())
         },
         runs=outcomes,
-        extraction=extraction,
+        extraction=folder.total_extraction(extraction) if folder is not None else extraction,  # all sessions
         n_bad_files=len(bad),
         started=started.isoformat(timespec="seconds"),
-        wall_seconds=time.perf_counter() - t0,
+        wall_seconds=(folder.total_seconds if folder is not None else float)(time.perf_counter() - t0),
         device=str(device),
     )
     if init is not None:
         results["init_from"] = init_summary(recipe, init[0], outcomes)
+    if recipe.reference != "none":
+        results["reference"] = summarise_reference(outcomes)
+    results["audit"], results["provenance"] = audit, prov
     atomic_write_json(run_dir / "results.json", results)
     write_report(run_dir, results)
     write_html(run_dir, results, write_plots(run_dir, results))
     hook.serkit_on_run_end(run_dir=str(run_dir), results=results)
     for s in stores.values():
         s.close()
+    copies.close()
     for d, m in results["domains"].items():
         console.print(
             f"[bold]{d}[/]: UA {m['ua']['mean']:.4f} ± {m['ua']['std']:.4f}   "
             f"WA {m['wa']['mean']:.4f} ± {m['wa']['std']:.4f}   ({results['protocol']}, {len(outcomes)} run(s))"
         )
+    for d, ref in results.get("reference", {}).items():
+        ua = ref["ua"]
+        console.print(f"[bold]{d}[/] linear reference ({ref['kind']}): UA {ua['mean']:.4f} ± {ua['std']:.4f}")
+    for line in below_reference(results["domains"], results.get("reference", {})):
+        warnings.warn(line, UserWarning, stacklevel=2)  # the CLI prints it as "warning: ..."
     console.print(
         f"results: {run_dir / 'results.json'}   report: {run_dir / 'report.md'} (and report.html, plots/)"
     )
     dist.barrier()
     return run_dir
+
+
+class _PooledInputs:
+    """The linear reference's inputs per domain ``(N, D)`` and targets ``(N,)``, pooled once per run.
+
+    Read through the same :class:`FeatureDataset` as the model's loaders (speaker
+    normalisation included), so the reference sees the same streams.
+    """
+
+    def __init__(self, domains: Any, stores: Any, norms: Any, memory: Any, streams: list[str]) -> None:
+        self.domains, self.stores, self.norms, self.memory, self.streams = domains, stores, norms, memory, streams
+        self.cache: dict[str, tuple[Any, Any]] = {}
+
+    def __call__(self, domain: str) -> tuple[Any, Any]:
+        if domain not in self.cache:
+            import numpy as np
+
+            from serkit.engine.data import FeatureDataset
+            from serkit.engine.reference import pool_item
+
+            dd = self.domains[domain]
+            n = len(dd.utterances)
+            speakers = [u.speaker for u in dd.utterances]
+            norms = self.norms.get(domain)
+            ds = FeatureDataset(dd.keys, self.stores, dd.targets, range(n), speakers, norms, self.memory)
+            x = np.stack([pool_item(ds[i][0], self.streams) for i in range(n)])
+            self.cache[domain] = (x, np.asarray(dd.targets))
+        return self.cache[domain]
+
+
+def _reference(kind: str, domains: Any, splits: Any, run_id: str, pooled: _PooledInputs, seed: int) -> dict[str, Any]:
+    """The linear reference's test metrics of one run, per domain with train, val and test utterances."""
+    from serkit.engine.reference import reference_metrics
+
+    out: dict[str, Any] = {}
+    if kind == "none":
+        return out
+    for d, dd in domains.items():
+        split = splits[d][run_id]
+        if not (split.train and split.val and split.test):
+            continue
+        x, y = pooled(d)
+        parts = {k: list(getattr(split, k)) for k in ("train", "val", "test")}
+        out[d] = reference_metrics(
+            kind, {k: x[v] for k, v in parts.items()}, {k: y[v] for k, v in parts.items()}, len(dd.labels), seed=seed
+        )
+    return out
+
+
+def _weight_average(model: Any, train: Any) -> Any:
+    """The recipe's weight averaging (``train.average``) of ``model``, or None."""
+    if train.average == "none":
+        return None
+    from serkit.engine.averaging import WeightAverage
+
+    start = max(1, int(train.swa_start * train.epochs) + 1)
+    return WeightAverage(model, train.average, decay=train.ema_decay, start_epoch=start)
 
 
 def _save_embeddings(path: Path, embeddings: dict[str, dict[str, Any]], labels: dict[str, list[str]]) -> None:
@@ -723,6 +845,22 @@ def _param_groups(model: Any, extractors: dict[str, Any], losses: list[Any]) -> 
     return [g for g in groups if g["params"]]
 
 
+def label_coverage(pairs: list[tuple[str, str]]) -> float:
+    """Mean over speakers of the fraction of the domain's labels each speaker has: ``(speaker, label)`` pairs -> [0, 1].
+
+    1.0 for an acted corpus where every speaker performs every emotion; low for corpora of
+    spontaneous speech whose speakers show one or two emotions (per-speaker
+    standardisation then removes emotion along with the speaker).
+    """
+    labels = {lab for _, lab in pairs}
+    by_speaker: dict[str, set[str]] = {}
+    for spk, lab in pairs:
+        by_speaker.setdefault(spk, set()).add(lab)
+    if not by_speaker:
+        return 0.0
+    return sum(len(v) for v in by_speaker.values()) / (len(labels) * len(by_speaker))
+
+
 def _speaker_norms(
     recipe: Any, domains: dict[str, DomainData], stores: dict[str, Any], own_labels: dict[str, list[str]], console: Any
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -737,7 +875,10 @@ def _speaker_norms(
             by_spk.setdefault(u.speaker, set()).add(u.label)
         n_labels = len(own_labels[d])
         low = sorted(s for s, labs in by_spk.items() if len(labs) / n_labels < recipe.data.speaker_norm_min_coverage)
-        if low:
+        if getattr(recipe.data, "speaker_norm", True) == "auto":  # a corpus-design check (like the warning)
+            if label_coverage([(u.speaker, u.label) for u in dd.utterances]) < recipe.data.speaker_norm_auto_coverage:
+                continue
+        elif low:
             msg = (
                 f"speaker_norm on domain {d!r}: {len(low)} of {len(by_spk)} speakers cover less than "
                 f"{recipe.data.speaker_norm_min_coverage:.0%} of its {n_labels} labels ({', '.join(low[:8])}"

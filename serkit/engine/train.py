@@ -30,10 +30,12 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from serkit.engine.averaging import WeightAverage
 from serkit.engine.checkpoint import load_train_state, rng_state, save_train_state, set_rng_state
 from serkit.engine.data import Batch, iterate_epoch
 from serkit.engine.distributed import SINGLE, DistContext
 from serkit.engine.model import SerModel
+from serkit.engine.precision import Precision
 from serkit.errors import ModelError, SerkitError
 from serkit.metrics.functional import classification_metrics
 
@@ -53,6 +55,7 @@ class RunOutcome:
     fusion: dict[str, Any] = field(default_factory=dict)
     embeddings: dict[str, dict[str, np.ndarray]] = field(default_factory=dict, repr=False)
     resumed_from: int = 0  # the last finished epoch this run continued from (0: a fresh start)
+    encoders: dict[str, Any] = field(default_factory=dict)  # stream id -> the encoder network's summary()
 
 
 class TrainObjective(nn.Module):
@@ -71,19 +74,48 @@ class TrainObjective(nn.Module):
         main_losses: nn.ModuleDict,
         aux_losses: nn.ModuleDict | None,
         aux_weights: Mapping[str, float],
+        mixup: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
         self.main_losses = main_losses
         self.aux_losses = aux_losses
         self.aux_weights = dict(aux_weights)
+        self.mixup = float(mixup)
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        if self.training and self.mixup > 0:
+            return self._mixed(batch)
         logits, fused = self.model(batch)
-        loss = self.main_losses[batch.domain](logits, batch.targets, fused.representation)
-        if self.aux_losses is not None and self.aux_weights.get(batch.domain, 0.0) > 0:
-            aux = self.aux_losses[batch.domain](logits, batch.targets, fused.representation)
-            loss = loss + self.aux_weights[batch.domain] * aux
+        loss = self._losses(batch.domain, logits, batch.targets, fused.representation)
+        return self._finish(batch, loss, fused)
+
+    def _losses(self, domain: str, logits: torch.Tensor, targets: torch.Tensor, rep: torch.Tensor) -> torch.Tensor:
+        loss = self.main_losses[domain](logits, targets, rep)
+        if self.aux_losses is not None and self.aux_weights.get(domain, 0.0) > 0:
+            loss = loss + self.aux_weights[domain] * self.aux_losses[domain](logits, targets, rep)
+        return loss
+
+    def _mixed(self, batch: Batch) -> torch.Tensor:
+        """Mixup on the stream vectors: ``lam * v + (1 - lam) * v[perm]``, losses mixed alike.
+
+        ``lam ~ Beta(mixup, mixup)`` and ``perm`` come from torch's global (CPU) generator,
+        so a seeded run mixes the same pairs every time.
+        """
+        alpha = torch.tensor(self.mixup)
+        lam = float(torch.distributions.Beta(alpha, alpha).sample())
+        perm = torch.randperm(len(batch.targets)).to(batch.targets.device)
+        vectors = self.model.encode(batch.streams, batch.domain)
+        mixed = {k: lam * v + (1.0 - lam) * v[perm] for k, v in vectors.items()}
+        logits, fused = self.model.classify(mixed, batch.domain)
+        rep = fused.representation
+        loss = lam * self._losses(batch.domain, logits, batch.targets, rep) + (1.0 - lam) * self._losses(
+            batch.domain, logits, batch.targets[perm], rep
+        )
+        return self._finish(batch, loss, fused)
+
+    @staticmethod
+    def _finish(batch: Batch, loss: torch.Tensor, fused: Any) -> torch.Tensor:
         if batch.weight != 1.0:
             loss = loss * batch.weight
         penalty = fused.extras.get("penalty")
@@ -206,6 +238,9 @@ def train_run(
     dist: DistContext = SINGLE,
     state_file: Path | None = None,
     resume: bool = False,
+    mixup: float = 0.0,
+    average: WeightAverage | None = None,
+    precision: str = "fp32",
 ) -> RunOutcome:
     """Train ``model`` and return its test metrics at the best validation epoch.
 
@@ -216,6 +251,11 @@ def train_run(
             (``checkpoints/<run id>.last.json``); ``None``: no state is kept.
         resume: continue from ``state_file`` if it holds a valid state (an unreadable or
             corrupt state is reported with a warning and the run starts afresh).
+        mixup: alpha of mixup on the stream vectors (:class:`TrainObjective`); 0: off.
+        average: weight averaging (EMA / SWA); the averaged model is evaluated, selected
+            and returned.
+        precision: ``fp32``, ``bf16`` or ``fp16`` training (:class:`serkit.engine.precision.Precision`);
+            evaluation runs in float32.
     """
     start = time.perf_counter()
     model.to(device)
@@ -223,6 +263,7 @@ def train_run(
     if aux_losses is not None:
         aux_losses.to(device)
     n_classes = {d: len(model.labels[d]) for d in model.labels}
+    amp = Precision(precision, device)
     best_score = -math.inf
     best_epoch = 0
     best_state: dict[str, torch.Tensor] | None = None
@@ -239,6 +280,9 @@ def train_run(
         if aux_losses is not None and state["aux_losses"] is not None:
             aux_losses.load_state_dict(state["aux_losses"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None and state.get("average") is not None:
+            average.load_state_dict(state["average"])
+        amp.load_state_dict(state.get("scaler"))
         for d, gen_state in state["loaders"].items():
             gen = getattr(train_loaders.get(d), "generator", None)
             if gen is not None:
@@ -255,7 +299,7 @@ def train_run(
         best_score, best_epoch, best_val = float(state["best_score"]), int(state["best_epoch"]), state["best_val"]
         best_state, history, stale = state["best_state"], state["history"], int(state["stale"])
         first_epoch, stopped, seconds_before = int(state["epoch"]) + 1, bool(state["stopped"]), state["seconds"]
-    objective: nn.Module = TrainObjective(model, main_losses, aux_losses, aux_weights)
+    objective: nn.Module = TrainObjective(model, main_losses, aux_losses, aux_weights, mixup)
     if dist.enabled:
         _check_schedule(dist, train_loaders)
         objective = nn.parallel.DistributedDataParallel(
@@ -271,22 +315,25 @@ def train_run(
             set_epoch = getattr(dl.batch_sampler, "set_epoch", None)
             if set_epoch is not None:
                 set_epoch(epoch)
+        params = [p for g in optimizer.param_groups for p in g["params"]]
         step_losses: list[torch.Tensor] = []  # on the device: one host sync per epoch, not per step
         for batch in iterate_epoch(train_loaders, seed * 100_003 + epoch):
-            batch = batch.to(device)
-            loss = objective(batch)
+            batch = batch.to(device, non_blocking=True)
+            with amp.autocast():
+                loss = objective(batch)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip is not None:
-                params = [p for g in optimizer.param_groups for p in g["params"]]
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            optimizer.step()
+            amp.step(loss, optimizer, params, grad_clip)
+            if average is not None:
+                average.after_step(model)
             step_losses.append(loss.detach())
         losses: list[float] = torch.stack(step_losses).float().tolist() if step_losses else []
         if dist.enabled:  # each batch's loss over the whole (split) batch
             losses = [v / dist.world_size for v in dist.sum_floats(losses)]
+        if average is not None:
+            average.after_epoch(model, epoch)
+        judged = average.model_to_evaluate(model) if average is not None else model
         val = {
-            d: evaluate(model, dl, main_losses[d], device, n_classes[d], dist=dist)
+            d: evaluate(judged, dl, main_losses[d], device, n_classes[d], dist=dist)
             for d, dl in val_loaders.items()
         }
         row: dict[str, float] = {
@@ -300,10 +347,10 @@ def train_run(
         history.append(row)
         if on_epoch_end is not None:
             on_epoch_end(epoch, row)
-        score = _selection_score(val, select_by)
+        score = float(epoch) if select_by == "last" else _selection_score(val, select_by)  # last: the final epoch
         if best_state is None or score > best_score:
             best_score, best_epoch, best_val = score, epoch, val
-            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            best_state = copy.deepcopy({k: v.detach().cpu() for k, v in judged.state_dict().items()})
             stale = 0
         else:
             stale += 1
@@ -320,6 +367,8 @@ def train_run(
                         "main_losses": main_losses.state_dict(),
                         "aux_losses": None if aux_losses is None else aux_losses.state_dict(),
                         "optimizer": optimizer.state_dict(),
+                        "average": None if average is None else average.state_dict(),
+                        "scaler": amp.state_dict(),
                         "loaders": {
                             d: dl.generator.get_state()
                             for d, dl in train_loaders.items()
@@ -346,6 +395,9 @@ def train_run(
     }
     summary = getattr(model.fusion, "summary", None)
     fusion_summary = summary() if callable(summary) else {}
+    encoder_summaries = {
+        sid: enc.summary() for sid, enc in model.encoders.items() if callable(getattr(enc, "summary", None))
+    }
     return RunOutcome(
         best_epoch,
         history,
@@ -356,6 +408,7 @@ def train_run(
         fusion_summary,
         embeddings,
         first_epoch - 1,
+        encoders=encoder_summaries,
     )
 
 

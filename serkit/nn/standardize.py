@@ -15,12 +15,18 @@ class Standardize(nn.Module):
     so prediction applies exactly what training used. They start as mean 0, std 1 (the
     identity) and are set with :meth:`set_stats` from the training split.
 
+    With ``clip``, standardised values are clamped to ``[-clip, clip]``: a dimension that
+    barely varies in training (e.g. a d-vector unit that is almost always 0) cannot then
+    turn a new speaker's small deviation into a value of thousands.
+
     Args:
         dim: feature width ``d``.
+        clip: bound of the standardised values; ``None``: no clamping.
     """
 
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, clip: float | None = None) -> None:
         super().__init__()
+        self.clip = clip
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("std", torch.ones(dim))
 
@@ -31,7 +37,8 @@ class Standardize(nn.Module):
         self.std.copy_(torch.as_tensor(std, dtype=self.std.dtype).clamp_min(eps))
 
     def forward(self, x: Tensor) -> Tensor:
-        return (x - self.mean) / self.std
+        z = (x - self.mean) / self.std
+        return z if self.clip is None else z.clamp(-self.clip, self.clip)
 
     def extra_repr(self) -> str:
-        return f"dim={self.mean.numel()}"
+        return f"dim={self.mean.numel()}" + (f", clip={self.clip}" if self.clip is not None else "")

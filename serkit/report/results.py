@@ -9,6 +9,7 @@ import numpy as np
 
 from serkit.io import atomic_write_text
 from serkit.metrics.aggregate import mean_std
+from serkit.report.layer_weights import layer_weight_lines, layer_weight_stats
 from serkit.report.trust import audit_banner, provenance_lines
 
 __all__ = ["build_results", "render_report", "write_report"]
@@ -55,6 +56,7 @@ def build_results(
             "own_labels": info.get("own_labels", list(info["labels"])),
         }
         out_domains[d].update(_fusion_stats(d, runs))
+        out_domains[d].update(layer_weight_stats(d, runs))
     return {
         "recipe": recipe.name,
         "source": source,
@@ -126,7 +128,9 @@ def render_report(results: dict[str, Any]) -> str:
             f"| {d} | {_pm(m['ua'])} | {_pm(m['wa'])} | {_pm(m['macro_f1'])} | {m['n_test']} | "
             f"{m['n_utterances']} | {m['n_speakers']} | {', '.join(m['labels'])} |"
         )
-    lines += ["", "UA = mean per-class recall; WA = overall accuracy.", "", "## Runs", ""]
+    lines += ["", "UA = mean per-class recall; WA = overall accuracy.", ""]
+    lines += _reference_lines(results)
+    lines += ["## Runs", ""]
     domains = list(results["domains"])
     lines.append(
         "| run | seed | best epoch | " + " | ".join(f"{d} UA / WA" for d in domains) + " |"
@@ -155,6 +159,7 @@ def render_report(results: dict[str, Any]) -> str:
         for d, m in gated.items():
             lines.append(f"| {d} | " + " | ".join(f"{x:.3f}" for x in m["gates"]["mean"]) + " |")
         lines.append("")
+    lines += layer_weight_lines(results)
     lines += [
         "## Features",
         "",
@@ -172,6 +177,38 @@ def render_report(results: dict[str, Any]) -> str:
     if results.get("provenance"):
         lines += ["", *provenance_lines(results["provenance"])]
     return "\n".join(lines) + "\n"
+
+
+def _reference_lines(results: dict[str, Any]) -> list[str]:
+    """The linear reference beside the model, and a warning where the model is below it."""
+    reference = results.get("reference") or {}
+    if not reference:
+        return []
+    kind = next(iter(reference.values()))["kind"]
+    lines = [
+        f"### Linear reference ({kind} on the same streams and splits)",
+        "",
+        "Sequence streams pooled to mean and std per utterance, standardised on the training split, "
+        "class-balanced, C chosen on the validation split.",
+        "",
+        "| domain | model UA | reference UA | model − reference | reference WA | reference macro-F1 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    below = []
+    for d, ref in reference.items():
+        model = results["domains"].get(d)
+        if model is None:
+            continue
+        diff = model["ua"]["mean"] - ref["ua"]["mean"]
+        lines.append(
+            f"| {d} | {_pm(model['ua'])} | {_pm(ref['ua'])} | {diff:+.4f} | {_pm(ref['wa'])} | {_pm(ref['macro_f1'])} |"
+        )
+        if diff < 0:
+            below.append(d)
+    lines.append("")
+    if below:
+        lines += [f"> **Warning:** the model is below the linear reference on {', '.join(below)}.", ""]
+    return lines
 
 
 def _init_lines(init: dict[str, Any]) -> list[str]:

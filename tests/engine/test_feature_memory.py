@@ -62,3 +62,19 @@ def test_kept_items_are_read_only_and_batches_copy_them(budget: int) -> None:
     x[:] = 0  # a batch is the model's to change; the kept features are not
     np.testing.assert_array_equal(ds[0][0]["s"], store.arrays["k0"])
     assert lengths.tolist() == [2, 3, 4]
+
+
+def test_copies_follow_the_originals_and_come_from_their_own_stores() -> None:
+    original, copy = _store(3), _store(3)
+    for key in copy.arrays:
+        copy.arrays[key] = copy.arrays[key] + 100.0
+    keys = {"s": ["k0", "k1", "k2"]}
+    ds = FeatureDataset(
+        keys, {"s": original}, [0, 1, 2], [2, 0], memory=FeatureMemory(1 << 20), copies=[({"s": copy}, keys)]
+    )  # type: ignore[dict-item,list-item]
+    assert len(ds) == 4
+    assert ds.item_targets() == [2, 0, 2, 0]
+    items = [ds[i] for i in range(4)]
+    assert [it[2] for it in items] == [2, 0, 2, 0]  # positions: the originals, then their copies
+    np.testing.assert_array_equal(items[0][0]["s"], original.arrays["k2"])
+    np.testing.assert_array_equal(items[2][0]["s"], copy.arrays["k2"])  # same key, other store: no mix-up in memory
