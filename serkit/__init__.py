@@ -31,6 +31,7 @@ from serkit.interfaces import (
     Optimizer,
 )
 from serkit.registry import Registry
+from serkit.version import __version__
 
 __all__ = [
     "AudioError",
@@ -58,12 +59,6 @@ __all__ = [
     "run",
 ]
 
-try:
-    from importlib.metadata import version as _version
-
-    __version__ = _version("serkit")
-except Exception:  # pragma: no cover - running from an uninstalled tree
-    __version__ = "0+unknown"
 
 
 def get_registry() -> Registry:

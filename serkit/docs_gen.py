@@ -384,7 +384,7 @@ def _versions(manager: PluginManager) -> dict[str, str]:
 
 
 def _provenance(manager: PluginManager) -> str:
-    from serkit import __version__
+    from serkit.version import __version__
 
     plugins = ", ".join(
         f"`{p.name}` ({p.distribution}{' ' + p.version if p.version else ''})" for p in manager.plugins

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
+from typing import Any, TypeVar
 
 import pluggy
 
-from serkit import __version__, hookspecs
+from serkit import hookspecs
 from serkit.errors import PluginError
 from serkit.registry import Registry
+from serkit.version import __version__
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -34,6 +36,8 @@ BUILTIN_NAME = "builtin"
 BUILTIN_MODULE = "serkit.builtin.plugin"
 _HOOK_NAMES = frozenset(n for n in dir(hookspecs) if n.startswith("serkit_"))
 
+T = TypeVar("T")
+
 
 @dataclass
 class LoadedPlugin:
@@ -47,16 +51,28 @@ class LoadedPlugin:
 
 @dataclass
 class PluginManager:
-    """Wraps a :class:`pluggy.PluginManager` with serkit's loading rules."""
+    """Wraps a :class:`pluggy.PluginManager` with serkit's loading rules.
+
+    Whatever is derived from the loaded plugins (the recipe model built from the registry,
+    the label aliases of the ``serkit_label_aliases`` hook) is kept in :meth:`cached`, so it
+    lives and goes with this manager: :func:`reset_plugins` needs no list of caches to clear.
+    """
 
     pm: pluggy.PluginManager
     registry: Registry
     plugins: list[LoadedPlugin] = field(default_factory=list)
     errors: list[PluginError] = field(default_factory=list)
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def hook(self) -> pluggy.HookRelay:
         return self.pm.hook
+
+    def cached(self, key: str, build: Callable[[PluginManager], T]) -> T:
+        """``build(self)``, computed once per manager and ``key``."""
+        if key not in self.derived:
+            self.derived[key] = build(self)
+        return self.derived[key]  # type: ignore[no-any-return]
 
 
 def _is_entry_point(obj: object) -> bool:
@@ -228,12 +244,9 @@ def get_registry() -> Registry:
 
 
 def reset_plugins(manager: PluginManager | None = None) -> None:
-    """Drop (or replace) the process-wide plugin manager; the next use reloads."""
+    """Drop (or replace) the process-wide plugin manager; the next use reloads.
+
+    What was derived from the old manager (:meth:`PluginManager.cached`) goes with it.
+    """
     global _MANAGER
     _MANAGER = manager
-    from serkit.data.labels import label_aliases
-
-    label_aliases.cache_clear()
-    from serkit.config.recipe import recipe_model
-
-    recipe_model.cache_clear()

@@ -69,10 +69,10 @@ def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], qu
     data.on_bad_audio: skip; skipped files are listed.
     """
     shard = parse_shard(shard_text) if shard_text is not None else torchrun_shard()
-    from serkit.cli.main import _plugin_warnings
+    from serkit.cli.common import plugin_warnings
     from serkit.config.recipe import load_recipe
 
-    _plugin_warnings()
+    plugin_warnings()
     from serkit.bundled import resolve_recipe
 
     rec, _ = load_recipe(resolve_recipe(recipe), overrides)

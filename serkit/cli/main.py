@@ -14,16 +14,10 @@ from typing import Any
 
 import click
 
+from serkit.cli.common import plugin_warnings
 from serkit.errors import SerkitError
 
 __all__ = ["cli", "main"]
-
-
-def _plugin_warnings() -> None:
-    from serkit.plugins import get_plugin_manager
-
-    for err in get_plugin_manager().errors:
-        click.secho(f"warning: {err}", fg="yellow", err=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,7 +100,7 @@ def run(
     """
     from serkit.config.recipe import load_recipe
 
-    _plugin_warnings()
+    plugin_warnings()
     given = recipe  # as given on the command line (None: the run folder's own recipe.yaml)
     if resume is not None:
         if overwrite:
@@ -162,7 +156,7 @@ def sweep(sweep_file: Path, overrides: tuple[str, ...], out: Path | None, quiet:
     from serkit.bundled import resolve_recipe
     from serkit.engine.sweep import run_sweep
 
-    _plugin_warnings()
+    plugin_warnings()
     folder = run_sweep(resolve_recipe(sweep_file), out, overrides, progress=not quiet)
     click.echo((folder / "table.md").read_text())
     click.echo(f"tables: {folder / 'table.md'}  {folder / 'table.csv'}")
@@ -257,7 +251,7 @@ def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     from serkit.config.recipe import load_recipe
     from serkit.errors import RecipeError
 
-    _plugin_warnings()
+    plugin_warnings()
     failed = 0
     for path in recipes:
         try:

@@ -7,7 +7,6 @@ each: ``dotted.path (line N): message``.
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -539,12 +538,11 @@ def build_recipe_model(registry: Registry) -> type[BaseModel]:
     return model
 
 
-@functools.lru_cache(maxsize=1)
 def recipe_model() -> type[BaseModel]:
-    """The Recipe model of the process-wide registry (built once, after plugin loading)."""
-    from serkit.plugins import get_registry
+    """The Recipe model of the process-wide registry (built once per plugin manager, after plugin loading)."""
+    from serkit.plugins import get_plugin_manager
 
-    return build_recipe_model(get_registry())
+    return get_plugin_manager().cached("recipe_model", lambda manager: build_recipe_model(manager.registry))
 
 
 # ----------------------------------------------------------------------------- errors

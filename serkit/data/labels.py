@@ -7,8 +7,8 @@ vocabulary. Plugins add aliases through the ``serkit_label_aliases`` hook.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 __all__ = ["CANONICAL_LABELS", "canonical_label", "label_aliases", "unknown_labels_message"]
 
@@ -51,18 +51,24 @@ _ALIASES: dict[str, str] = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def label_aliases() -> dict[str, str]:
-    """The built-in aliases plus those contributed by plugins (``serkit_label_aliases``)."""
+def _with_plugin_aliases(manager: Any) -> dict[str, str]:
     aliases = dict(_ALIASES)
+    for extra in manager.hook.serkit_label_aliases():
+        aliases.update({k.lower(): v for k, v in (extra or {}).items()})
+    return aliases
+
+
+def label_aliases() -> dict[str, str]:
+    """The built-in aliases plus those contributed by plugins (``serkit_label_aliases``).
+
+    Computed once per plugin manager (:meth:`serkit.plugins.PluginManager.cached`).
+    """
     try:
         from serkit.plugins import get_plugin_manager
 
-        for extra in get_plugin_manager().hook.serkit_label_aliases():
-            aliases.update({k.lower(): v for k, v in (extra or {}).items()})
+        return get_plugin_manager().cached("label_aliases", _with_plugin_aliases)
     except Exception:  # label mapping must work even before/without plugins
-        pass
-    return aliases
+        return dict(_ALIASES)
 
 
 def canonical_label(raw: str, extra: Mapping[str, str] | None = None) -> str:

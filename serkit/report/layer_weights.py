@@ -1,21 +1,21 @@
-"""Learned layer weights (``weighted_layers`` encoders) in ``results.json``, ``report.md`` and a plot.
+"""Learned layer weights (``weighted_layers`` encoders) in ``results.json`` and ``report.md``.
 
 Each run records its encoders' ``summary()`` under ``runs[i]["encoders"][stream]``; a
 ``weighted_layers`` network reports ``{"layer_weights": {domain or "*": [w_0, ...]}}`` (the
 softmax weights of the selected checkpoint; ``"*"``: one set shared by all domains).
 :func:`layer_weight_stats` turns them into ``domains.<d>.layer_weights.<stream>`` =
 ``{"mean": [...], "std": [...], "shared": bool}`` over the runs: which depth each domain
-(language) uses, the paper's Fig. 4 question asked of layers.
+(language) uses, the paper's Fig. 4 question asked of layers. Their figure is
+:func:`serkit.report.plots.plot_layer_weights`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["layer_weight_lines", "layer_weight_stats", "plot_layer_weights"]
+__all__ = ["layer_weight_lines", "layer_weight_stats"]
 
 
 def layer_weight_stats(domain: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -73,44 +73,3 @@ def layer_weight_lines(results: dict[str, Any]) -> list[str]:
         lines.append("")
     lines += ["Layer 0 is the input of the first transformer layer, layer j the output of layer j.", ""]
     return lines
-
-
-def plot_layer_weights(results: dict[str, Any], out_dir: Path) -> list[Path]:
-    """One panel per domain: the mean learned weight of each layer (± std over runs) -> ``layer_weights.png``.
-
-    Several weighted_layers streams are drawn side by side in each panel. Returns ``[]``
-    when no domain has layer weights.
-    """
-    from serkit.report.plots import _pyplot, _run_title, _save
-
-    domains = {d: m["layer_weights"] for d, m in results.get("domains", {}).items() if m.get("layer_weights")}
-    if not domains:
-        return []
-    plt = _pyplot()
-    cols = min(len(domains), 3)
-    rows = -(-len(domains) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
-    for k, (d, per_stream) in enumerate(domains.items()):
-        ax = axes[k // cols][k % cols]
-        streams = list(per_stream)
-        width = 0.8 / len(streams)
-        for s_i, stream in enumerate(streams):
-            mean = np.asarray(per_stream[stream]["mean"], dtype=float)
-            std = np.asarray(per_stream[stream].get("std") or np.zeros_like(mean), dtype=float)
-            x = np.arange(len(mean)) + (s_i - (len(streams) - 1) / 2) * width
-            ax.bar(x, mean, width, yerr=std, capsize=2, label=stream)
-        n = max(len(per_stream[s]["mean"]) for s in streams)
-        ax.axhline(1.0 / n, color="#888888", linestyle="--", linewidth=0.8)  # the uniform start
-        ax.set_title(f"domain {d}", fontsize=10)
-        ax.set_xlabel("layer (0 = transformer input)")
-        ax.set_xticks(range(n), [str(j) for j in range(n)], fontsize=7)
-        ax.grid(axis="y", alpha=0.3)
-        if k % cols == 0:
-            ax.set_ylabel("softmax weight")
-        if len(streams) > 1:
-            ax.legend(title="stream", fontsize=7)
-    for k in range(len(domains), rows * cols):
-        axes[k // cols][k % cols].axis("off")
-    fig.suptitle(f"{_run_title(results)}\nlearned layer weights (dashed: uniform start)", fontsize=11)
-    fig.tight_layout()
-    return [_save(fig, Path(out_dir) / "layer_weights.png")]

@@ -29,6 +29,7 @@ __all__ = [
     "normalise_confusion",
     "plot_confusions",
     "plot_gates",
+    "plot_layer_weights",
     "plot_nas",
     "plot_training_curves",
     "write_plots",
@@ -452,6 +453,45 @@ def plot_tsne_runs(run_dirs: Sequence[Path], domain: str, out: Path, max_points:
     return _save(fig, out)
 
 
+def plot_layer_weights(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One panel per domain: the mean learned weight of each layer (± std over runs) -> ``layer_weights.png``.
+
+    Several weighted_layers streams are drawn side by side in each panel. Returns ``[]``
+    when no domain has layer weights.
+    """
+    domains = {d: m["layer_weights"] for d, m in results.get("domains", {}).items() if m.get("layer_weights")}
+    if not domains:
+        return []
+    plt = _pyplot()
+    cols = min(len(domains), 3)
+    rows = -(-len(domains) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False, sharey=True)
+    for k, (d, per_stream) in enumerate(domains.items()):
+        ax = axes[k // cols][k % cols]
+        streams = list(per_stream)
+        width = 0.8 / len(streams)
+        for s_i, stream in enumerate(streams):
+            mean = np.asarray(per_stream[stream]["mean"], dtype=float)
+            std = np.asarray(per_stream[stream].get("std") or np.zeros_like(mean), dtype=float)
+            x = np.arange(len(mean)) + (s_i - (len(streams) - 1) / 2) * width
+            ax.bar(x, mean, width, yerr=std, capsize=2, label=stream)
+        n = max(len(per_stream[s]["mean"]) for s in streams)
+        ax.axhline(1.0 / n, color="#888888", linestyle="--", linewidth=0.8)  # the uniform start
+        ax.set_title(f"domain {d}", fontsize=10)
+        ax.set_xlabel("layer (0 = transformer input)")
+        ax.set_xticks(range(n), [str(j) for j in range(n)], fontsize=7)
+        ax.grid(axis="y", alpha=0.3)
+        if k % cols == 0:
+            ax.set_ylabel("softmax weight")
+        if len(streams) > 1:
+            ax.legend(title="stream", fontsize=7)
+    for k in range(len(domains), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    fig.suptitle(f"{_run_title(results)}\nlearned layer weights (dashed: uniform start)", fontsize=11)
+    fig.tight_layout()
+    return [_save(fig, Path(out_dir) / "layer_weights.png")]
+
+
 def write_plots(
     run_dir: Path,
     results: dict[str, Any],
@@ -461,8 +501,6 @@ def write_plots(
 
     Returns the written paths: confusions, training curves, gates, NAS heat maps, layer weights (in order).
     """
-    from serkit.report.layer_weights import plot_layer_weights
-
     out = Path(run_dir) / "plots"
     paths: list[Path] = []
     paths += plot_confusions(results, out)

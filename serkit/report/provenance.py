@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from serkit import __version__
 from serkit.data.utterance import Utterance
+from serkit.version import __version__
 
 __all__ = ["LOCAL_FIELDS", "data_fingerprint", "git_info", "provenance", "recipe_sha256"]
 
