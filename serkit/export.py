@@ -25,7 +25,6 @@ into one batch with their lengths).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import shutil
@@ -33,9 +32,11 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from serkit import __version__
+from serkit.data.audio import file_sha256
+from serkit.engine.run_folder import EXPORT_MANIFEST, SPEAKER_NORM_FILES, verify_export
 from serkit.errors import ModelError
 from serkit.io import atomic_write_json
+from serkit.version import __version__
 
 if TYPE_CHECKING:
     import torch
@@ -52,8 +53,6 @@ __all__ = [
     "verify_export",
 ]
 
-EXPORT_MANIFEST = "export.json"
-
 #: The JSON file that describes an ONNX export (inputs, labels, extractors).
 ONNX_SIDECAR = "serkit_onnx.json"
 
@@ -64,14 +63,6 @@ ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = None) -> Path:
     """Write ``out`` with the chosen checkpoint (default: best validation UA) of ``run_dir``.
 
@@ -80,7 +71,7 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
     Raises:
         ModelError: the run cannot be loaded, or ``out`` exists and is not empty.
     """
-    from serkit.inference import SPEAKER_NORM_FILES, load_model
+    from serkit.inference import load_model
 
     run_dir, out = Path(run_dir), Path(out)
     model = load_model(run_dir, checkpoint=checkpoint, device="cpu")
@@ -110,38 +101,13 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
         "source_run": str(run_dir.resolve()),
         "checkpoint": model.checkpoint,
         "domains": {d: model.labels(d) for d in model.domains},
-        "files": {rel: _sha256(tmp / rel) for rel in files if (tmp / rel).is_file()},
+        "files": {rel: file_sha256(tmp / rel) for rel in files if (tmp / rel).is_file()},
     }
     atomic_write_json(tmp / EXPORT_MANIFEST, manifest)
     if out.exists():
         out.rmdir()
     tmp.rename(out)
     return out
-
-
-def verify_export(folder: str | Path) -> None:
-    """Check every file listed in ``export.json`` against its SHA-256 (no-op without one).
-
-    Raises:
-        ModelError: a listed file is missing or its content changed.
-    """
-    folder = Path(folder)
-    manifest_path = folder / EXPORT_MANIFEST
-    if not manifest_path.is_file():
-        return
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = dict(manifest["files"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise ModelError(f"{manifest_path}: not a serkit export manifest ({err})") from None
-    for rel, digest in files.items():
-        path = folder / rel
-        if not path.is_file():
-            raise ModelError(f"{folder}: exported file {rel} is missing")
-        if _sha256(path) != digest:
-            raise ModelError(
-                f"{folder}: {rel} does not match its SHA-256 in {EXPORT_MANIFEST}; refusing a modified model"
-            )
 
 
 def _require_onnx() -> None:
@@ -251,7 +217,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
     import onnx
     import torch
 
-    from serkit.inference import SPEAKER_NORM_FILES, load_model
+    from serkit.inference import load_model
 
     run_dir, out = Path(run_dir), Path(out)
     model = load_model(run_dir, checkpoint=checkpoint, device="cpu")
@@ -307,7 +273,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
             "labels": labels,
             "outputs": [{"name": "logits", "shape": ["batch", len(labels)], "dtype": "float32"}],
             "verified_max_abs_error": error,
-            "sha256": _sha256(path),
+            "sha256": file_sha256(path),
         }
     recipe = model.recipe
     streams = []
@@ -342,7 +308,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
             {
                 "files": norm_files,
                 "how": "x = (features - mean) / std per speaker and stream, before the model; see "
-                "serkit.inference.load_speaker_norm",
+                "serkit.engine.speaker_norm.load_speaker_norm",
             }
             if norm_files
             else None
@@ -391,7 +357,7 @@ def onnx_feeds(folder: str | Path, audio: list[str] | str) -> dict[str, Any]:
     if sidecar.get("speaker_norm"):
         raise ModelError(
             f"{sidecar_path}: the model expects features standardised per speaker (speaker_norm); standardise "
-            "them with the statistics next to it (serkit.inference.load_speaker_norm) after onnx_feeds"
+            "them with the statistics next to it (serkit.engine.speaker_norm.load_speaker_norm) after onnx_feeds"
         )
     files = [audio] if isinstance(audio, str) else list(audio)
     registry = get_registry()

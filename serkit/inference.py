@@ -20,17 +20,17 @@ safetensors only (never unpickled).
 from __future__ import annotations
 
 import json
-import math
 import os
 import warnings
-from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 
+from serkit.engine.run_folder import SPEAKER_NORM_FILES
+from serkit.engine.speaker_norm import Norms, SpeakerNorm, StatsAccumulator, load_speaker_norm
 from serkit.errors import AudioError, ModelError, SerkitError
 
 if TYPE_CHECKING:
@@ -49,7 +49,6 @@ __all__ = [
     "find_audio_files",
     "load_model",
     "load_speaker_norm",
-    "save_speaker_norm",
 ]
 
 #: File name endings (lower case) that :func:`find_audio_files` collects from folders.
@@ -66,14 +65,8 @@ Input = Union[str, os.PathLike, np.ndarray]  # noqa: UP007
 #: ``call`` (always from the call's inputs) or ``global`` (the domain's overall statistics).
 SpeakerStats = Literal["auto", "call", "global"]
 
-#: Files under ``checkpoints/`` with a run's ``data.speaker_norm`` statistics.
-SPEAKER_NORM_FILES = ("speaker_norm.safetensors", "speaker_norm.json")
-
 #: A speaker whose statistics come from fewer inputs than this in one call gets a warning.
 MIN_SPEAKER_FILES = 5
-
-#: The std floor of the statistics (:func:`serkit.engine.data.speaker_stats`'s default).
-SPEAKER_NORM_EPS = 1e-5
 
 
 @dataclass(frozen=True)
@@ -125,62 +118,6 @@ def find_audio_files(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
         else:
             out.append(str(path))
     return out
-
-
-def _read_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: {what} not found; is this a run folder written by 'serkit run'?") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ModelError(f"{path}: cannot read {what} ({err})") from err
-
-
-def _available_checkpoints(ckpt_dir: Path) -> list[str]:
-    """The run ids of the finished runs' checkpoints (``r0-f1.safetensors`` -> ``r0-f1``).
-
-    Training states (``r0-f1.last.e0003.safetensors``) and the speaker statistics are not
-    checkpoints. When the run folder has a ``results.json``, only the runs it lists count:
-    a checkpoint of another run (left by an older run in the same folder) is not offered.
-    """
-    names = {p.name.removesuffix(".safetensors") for p in ckpt_dir.glob("*.safetensors")}
-    names = {n for n in names if "." not in n and f"{n}.safetensors" not in SPEAKER_NORM_FILES}
-    results_path = ckpt_dir.parent / "results.json"
-    if results_path.is_file():
-        results = _read_json(results_path, "results")
-        listed = {str(r.get("id")) for r in results.get("runs", []) if isinstance(r, dict)}
-        if listed:
-            names &= listed
-    return sorted(names)
-
-
-def _best_run(run_dir: Path, available: list[str]) -> str:
-    """The run id with the highest mean validation UA over domains (first on ties)."""
-    results_path = run_dir / "results.json"
-    if not results_path.is_file():
-        if len(available) == 1:
-            return available[0]
-        raise ModelError(
-            f"{results_path}: not found, so the best checkpoint is unknown; pass checkpoint= (--checkpoint on "
-            f"the command line; available: {', '.join(available)})"
-        )
-    results = _read_json(results_path, "results")
-    best_id, best_score = None, -math.inf
-    for run in results.get("runs", []):
-        rid = run.get("id")
-        if rid not in available:
-            continue
-        values = [float(m["ua"]) for m in (run.get("val") or {}).values() if m.get("n")]
-        values = [v for v in values if math.isfinite(v)]
-        score = float(np.mean(values)) if values else -math.inf
-        if best_id is None or score > best_score:
-            best_id, best_score = rid, score
-    if best_id is None:
-        raise ModelError(
-            f"{results_path}: lists none of the checkpoints in {run_dir / 'checkpoints'} "
-            f"({', '.join(available)}); pass checkpoint= (--checkpoint on the command line)"
-        )
-    return best_id
 
 
 _COMPONENT_FIELDS = (
@@ -251,24 +188,20 @@ def load_model(
     from serkit.engine.data import StreamInfo
     from serkit.engine.device import resolve_device
     from serkit.engine.model import build_model
+    from serkit.engine.run_folder import best_checkpoint, finished_checkpoints, read_model_description, verify_export
     from serkit.errors import RecipeError
     from serkit.plugins import get_plugin_manager
 
     root = Path(run_dir)
-    from serkit.export import verify_export
-
     verify_export(root)  # exported folders carry checksums of every file
     ckpt_dir = root / "checkpoints"
     model_json = ckpt_dir / "model.json"
-    info = _read_json(model_json, "model description")
-    for key in ("recipe", "streams", "labels", "head_of"):
-        if key not in info:
-            raise ModelError(f"{model_json}: missing field {key!r}")
-    available = _available_checkpoints(ckpt_dir)
+    info = read_model_description(ckpt_dir)
+    available = finished_checkpoints(ckpt_dir)
     if not available:
         raise ModelError(f"{ckpt_dir}: no checkpoints (*.safetensors)")
     if checkpoint is None:
-        checkpoint = _best_run(root, available)
+        checkpoint = best_checkpoint(root, available)
     elif checkpoint not in available:
         raise ModelError(f"unknown checkpoint {checkpoint!r} in {ckpt_dir}; available: {', '.join(available)}")
 
@@ -557,7 +490,7 @@ class LoadedModel:
         return out
 
     def _forward(
-        self, items: list[_Item], names: list[str], domain: str, norms: _Norms | None = None
+        self, items: list[_Item], names: list[str], domain: str, norms: Norms | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Logits ``(B, C)`` and fused representations ``(B, D)`` of a batch of items.
 
@@ -798,7 +731,7 @@ class LoadedModel:
         sample_rate: int | None,
         batch_size: int,
         bad: list[tuple[str, str]] | None,
-    ) -> _Norms | None:
+    ) -> Norms | None:
         """Input index -> stream -> ``(mean, std)`` for a speaker-normalised model, else None.
 
         Statistics computed from the call read every input of those speakers once (whole
@@ -827,7 +760,7 @@ class LoadedModel:
                 "inputs in the call, so give several files per speaker), or speaker_stats='global' (the "
                 "domain's overall statistics; less accurate)"
             )
-        out: _Norms = {}
+        out: Norms = {}
         needed: dict[str, list[int]] = {}
         for i, spk in enumerate(speaker_of):
             stored = norm.stored(domain, spk, self.checkpoint) if mode == "auto" else None
@@ -846,7 +779,7 @@ class LoadedModel:
             )
         if not needed:
             return out
-        accumulators = {sid: _StatsAccumulator() for sid in self.extractors}
+        accumulators = {sid: StatsAccumulator() for sid in self.extractors}
         order = sorted(i for ix in needed.values() for i in ix)  # input order, as training's utterance order
         for start in range(0, len(order), batch_size):
             items: list[_Item] = []
@@ -884,167 +817,3 @@ def _speaker_list(speakers: str | Sequence[str] | None, n: int) -> list[str] | N
     if len(out) != n:
         raise ModelError(f"speakers: {len(out)} given for {n} input(s); give one per input, or one id for all")
     return out
-
-
-# -- speaker normalisation statistics ------------------------------------------------------
-
-_Stats = tuple[np.ndarray, np.ndarray]  # (mean (d,), std (d,))
-_Norms = dict[int, dict[str, _Stats]]  # input index -> stream id -> stats
-
-
-class _StatsAccumulator:
-    """Per-speaker mean and std of feature arrays, added one utterance at a time.
-
-    The arithmetic of :func:`serkit.engine.data.speaker_stats` (float64 sums over
-    utterances, or over every frame of sequences), so the same features added in the same
-    order give bit-identical statistics.
-    """
-
-    def __init__(self) -> None:
-        self.sums: dict[str, Any] = {}
-        self.squares: dict[str, Any] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, speaker: str, features: np.ndarray) -> None:
-        """Add one utterance's features, ``(d,)`` or ``(L, d)``."""
-        x = features.astype(np.float64)
-        x2 = x.reshape(-1, x.shape[-1])
-        self.sums[speaker] = self.sums.get(speaker, 0.0) + x2.sum(axis=0)
-        self.squares[speaker] = self.squares.get(speaker, 0.0) + (x2**2).sum(axis=0)
-        self.counts[speaker] = self.counts.get(speaker, 0) + x2.shape[0]
-
-    def result(self, eps: float = SPEAKER_NORM_EPS) -> dict[str, _Stats]:
-        """speaker -> ``(mean (d,), std (d,))`` as float32, ``std >= eps``."""
-        out: dict[str, _Stats] = {}
-        for spk, n in self.counts.items():
-            mean = self.sums[spk] / n
-            var = np.maximum(self.squares[spk] / n - mean**2, 0.0)
-            out[spk] = (mean.astype(np.float32), np.maximum(np.sqrt(var), eps).astype(np.float32))
-        return out
-
-
-@dataclass(frozen=True)
-class SpeakerNorm:
-    """A run's ``data.speaker_norm`` statistics (``checkpoints/speaker_norm.*``).
-
-    Attributes:
-        eps: the std floor used in training.
-        speakers: domain -> speaker ids (the rows of ``mean`` / ``std``).
-        mean: domain -> stream -> ``(S, d)`` per-speaker means over all of the speaker's
-            utterances in the domain, exactly as used in training.
-        std: the matching standard deviations ``(S, d)``.
-        global_mean: domain -> stream -> ``(d,)`` over all of the domain's utterances.
-        global_std: the matching ``(d,)``.
-        known: run id -> domain -> the speakers with training or validation utterances in
-            that (repeat, fold) run.
-    """
-
-    eps: float
-    speakers: dict[str, list[str]]
-    mean: dict[str, dict[str, np.ndarray]]
-    std: dict[str, dict[str, np.ndarray]]
-    global_mean: dict[str, dict[str, np.ndarray]]
-    global_std: dict[str, dict[str, np.ndarray]]
-    known: dict[str, dict[str, list[str]]]
-
-    def stored(self, domain: str, speaker: str, run_id: str) -> dict[str, _Stats] | None:
-        """Stream -> stats of a speaker known to run ``run_id`` (else None)."""
-        if speaker not in self.known.get(run_id, {}).get(domain, ()):
-            return None
-        row = self.speakers[domain].index(speaker)
-        return {sid: (m[row], self.std[domain][sid][row]) for sid, m in self.mean[domain].items()}
-
-    def global_stats(self, domain: str) -> dict[str, _Stats]:
-        """Stream -> the domain's overall ``(mean, std)``."""
-        return {sid: (m, self.global_std[domain][sid]) for sid, m in self.global_mean[domain].items()}
-
-
-def save_speaker_norm(
-    run_dir: Path,
-    norms: Mapping[str, Mapping[str, Mapping[str, _Stats]]],
-    domains: Mapping[str, Any],
-    stores: Mapping[str, Any],
-    splits: Mapping[str, Mapping[str, Any]],
-) -> list[Path]:
-    """Write a run's speaker-normalisation statistics for :func:`load_model` (no pickle).
-
-    Args:
-        run_dir: the run folder; writes ``checkpoints/speaker_norm.safetensors`` (arrays
-            ``<domain>/<stream>/{mean,std}`` ``(S, d)`` and ``.../global_{mean,std}`` ``(d,)``)
-            and ``checkpoints/speaker_norm.json`` (speaker order, utterance counts, and per run
-            id the speakers with training or validation utterances).
-        norms: domain -> stream -> speaker -> ``(mean, std)``, as used in training.
-        domains: domain -> :class:`serkit.engine.run.DomainData` (utterances, store keys).
-        stores: stream id -> open feature store.
-        splits: domain -> run id -> :class:`serkit.data.splits.Split`.
-    """
-    from safetensors.numpy import save
-
-    from serkit.engine.data import speaker_stats
-    from serkit.io import atomic_write_bytes, atomic_write_json
-
-    tensors: dict[str, np.ndarray] = {}
-    info: dict[str, Any] = {"format": "serkit-speaker-norm-1", "eps": SPEAKER_NORM_EPS, "domains": {}, "known": {}}
-    for d, per_stream in norms.items():
-        dd = domains[d]
-        counts = Counter(u.speaker for u in dd.utterances)
-        speakers = sorted(counts)
-        info["domains"][d] = {"speakers": speakers, "n_utterances": [counts[s] for s in speakers]}
-        for sid, by_speaker in per_stream.items():
-            tensors[f"{d}/{sid}/mean"] = np.stack([by_speaker[s][0] for s in speakers])
-            tensors[f"{d}/{sid}/std"] = np.stack([by_speaker[s][1] for s in speakers])
-            ((g_mean, g_std),) = speaker_stats(dd.keys[sid], ["*"] * len(dd.utterances), stores[sid]).values()
-            tensors[f"{d}/{sid}/global_mean"], tensors[f"{d}/{sid}/global_std"] = g_mean, g_std
-        for rid, split in (splits.get(d) or {}).items():
-            seen = sorted({dd.utterances[i].speaker for i in (*split.train, *split.val)})
-            info["known"].setdefault(rid, {})[d] = seen
-    ckpt = Path(run_dir) / "checkpoints"
-    atomic_write_bytes(ckpt / SPEAKER_NORM_FILES[0], save({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
-    atomic_write_json(ckpt / SPEAKER_NORM_FILES[1], info)
-    return [ckpt / name for name in SPEAKER_NORM_FILES]
-
-
-def load_speaker_norm(ckpt_dir: str | os.PathLike[str]) -> SpeakerNorm:
-    """Read ``speaker_norm.safetensors`` / ``.json`` of a run's ``checkpoints/`` folder.
-
-    Raises:
-        ModelError: a file is missing (runs of serkit before 0.1 did not store them) or
-            malformed.
-    """
-    ckpt_dir = Path(ckpt_dir)
-    arrays_path, info_path = (ckpt_dir / name for name in SPEAKER_NORM_FILES)
-    if not arrays_path.is_file() or not info_path.is_file():
-        raise ModelError(
-            f"{ckpt_dir}: the run was trained with data.speaker_norm but its statistics "
-            f"({', '.join(SPEAKER_NORM_FILES)}) are missing; rerun it with this serkit version to store them"
-        )
-    info = _read_json(info_path, "speaker normalisation statistics")
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        arrays = load_file(str(arrays_path))
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ModelError(f"{arrays_path}: not a valid safetensors file ({err})") from None
-    try:
-        speakers = {d: list(v["speakers"]) for d, v in info["domains"].items()}
-        parts: dict[str, dict[str, dict[str, np.ndarray]]] = {}
-        for key, value in arrays.items():
-            d, sid, what = key.split("/")
-            parts.setdefault(what, {}).setdefault(d, {})[sid] = value
-        for d, names in speakers.items():
-            for sid, m in parts["mean"][d].items():
-                if m.shape[0] != len(names) or parts["std"][d][sid].shape != m.shape:
-                    raise ValueError(f"{d}/{sid}: {m.shape[0]} rows for {len(names)} speakers")
-        return SpeakerNorm(
-            eps=float(info["eps"]),
-            speakers=speakers,
-            mean=parts["mean"],
-            std=parts["std"],
-            global_mean=parts["global_mean"],
-            global_std=parts["global_std"],
-            known={rid: {d: list(v) for d, v in per.items()} for rid, per in info["known"].items()},
-        )
-    except (KeyError, ValueError, TypeError, AttributeError) as err:
-        what = f"{type(err).__name__}: {err}"
-        raise ModelError(f"{ckpt_dir}: malformed speaker normalisation statistics ({what})") from None

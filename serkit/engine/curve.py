@@ -73,7 +73,7 @@ def adaptation_recipe(
         ModelError: ``run`` is not a readable run folder.
         SerkitError: ``domain`` is already a domain of the run.
     """
-    from serkit.engine.adapt import load_init_source
+    from serkit.engine.init_from import load_init_source
 
     source = load_init_source(run, checkpoint)
     if domain in source.labels:

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from serkit import __version__
 from serkit.data.splits import (
     Split,
     few_shot,
@@ -32,6 +31,7 @@ from serkit.errors import DatasetError, SerkitError
 from serkit.io import atomic_write_json, atomic_write_text
 from serkit.paths import cache_dir
 from serkit.plugins import get_plugin_manager
+from serkit.version import __version__
 
 __all__ = ["default_run_dir", "label_coverage", "run_recipe"]
 
@@ -349,10 +349,10 @@ def _run_recipe(
     from serkit.engine.data import FeatureDataset, FeatureMemory, StreamInfo, make_loader
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.distributed import init_distributed, run_device
+    from serkit.engine.init_from import init_source_for, init_summary, start_from, zero_shot_baseline
     from serkit.engine.model import build_model, head_plan
     from serkit.engine.reference import below_reference, summarise_reference
     from serkit.engine.standardize import fit_standardize
-    from serkit.engine.start import init_source_for, init_summary, start_from, zero_shot_baseline
     from serkit.engine.threads import choose_threads
     from serkit.engine.train import train_run
     from serkit.features.driver import extract_features
@@ -510,8 +510,8 @@ def _run_recipe(
         audit, prov = run_checks(recipe, {d: dd.utterances for d, dd in domains.items()}, splits, head_of, resolved)
         for line in audit["findings"]:
             console.print(f"  [yellow]split audit:[/] {escape(line)}")
-    if norms and main:  # load_model needs them to predict (serkit.inference.save_speaker_norm)
-        from serkit.inference import save_speaker_norm
+    if norms and main:  # load_model needs them to predict
+        from serkit.engine.speaker_norm import save_speaker_norm
 
         save_speaker_norm(run_dir, norms, domains, stores, splits)
 

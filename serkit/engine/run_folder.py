@@ -20,12 +20,20 @@ next session starts, from the last file it wrote (``"estimated": true``).
 A run that fails before it wrote anything worth keeping (no finished run, no epoch state)
 removes what it wrote and the folder it created; otherwise the folder stays for
 ``--resume`` and its state file records the failed session.
+
+This module also owns reading a finished run folder (or a folder written by ``serkit
+export``), for :func:`serkit.load_model`, ``init_from``, ``serkit export`` and ``serkit
+adapt``: the model description (:func:`read_model_description`), the finished runs'
+checkpoints (:func:`finished_checkpoints`, :func:`best_checkpoint`) and the SHA-256 of an
+exported folder's files (:func:`verify_export`). The weights themselves and their own
+SHA-256 files are :mod:`serkit.engine.checkpoint`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import sys
 import time
@@ -34,15 +42,23 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from serkit.errors import SerkitError
+from serkit.errors import ModelError, SerkitError
 from serkit.io import atomic_write_json
 
 __all__ = [
+    "EXPORT_MANIFEST",
+    "MODEL_FIELDS",
     "RESUME_FREE_FIELDS",
     "RUN_OUTPUTS",
+    "SPEAKER_NORM_FILES",
     "STATE_FILE",
     "RunFolder",
+    "best_checkpoint",
+    "finished_checkpoints",
+    "read_json",
+    "read_model_description",
     "recipe_changes",
+    "verify_export",
 ]
 
 #: The run folder's own record: the recipe that started it and its sessions.
@@ -80,6 +96,16 @@ RUN_OUTPUTS = (
     "recipe.yaml",
     STATE_FILE,
 )
+
+#: An exported model folder's list of its files with their SHA-256 (``serkit export``).
+EXPORT_MANIFEST = "export.json"
+
+#: Files under ``checkpoints/`` with a run's ``data.speaker_norm`` statistics
+#: (:mod:`serkit.engine.speaker_norm`); not checkpoints.
+SPEAKER_NORM_FILES = ("speaker_norm.safetensors", "speaker_norm.json")
+
+#: The fields every ``checkpoints/model.json`` has.
+MODEL_FIELDS = ("recipe", "streams", "labels", "head_of")
 
 #: Shown changes of a refused ``--resume``; the rest are counted.
 MAX_CHANGES_SHOWN = 40
@@ -389,3 +415,115 @@ class RunFolder:
                 self.path.rmdir()  # only if empty: nothing of anyone else's is removed
             except OSError:
                 pass
+
+
+# -- reading a finished run folder ------------------------------------------------------
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON content of a run folder's file ``path`` (``what`` names it in errors).
+
+    Raises:
+        ModelError: the file is missing (is this a run folder?) or unreadable.
+    """
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: {what} not found; is this a run folder written by 'serkit run'?") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ModelError(f"{path}: cannot read {what} ({err})") from err
+
+
+def read_model_description(ckpt_dir: Path) -> dict[str, Any]:
+    """``checkpoints/model.json``: the resolved recipe, the streams, each domain's head labels and head.
+
+    Raises:
+        ModelError: the file is missing, unreadable, or lacks one of :data:`MODEL_FIELDS`.
+    """
+    model_json = ckpt_dir / "model.json"
+    info = read_json(model_json, "model description")
+    for key in MODEL_FIELDS:
+        if key not in info:
+            raise ModelError(f"{model_json}: missing field {key!r}")
+    return info  # type: ignore[no-any-return]
+
+
+def finished_checkpoints(ckpt_dir: Path) -> list[str]:
+    """The run ids of the finished runs' checkpoints (``r0-f1.safetensors`` -> ``r0-f1``).
+
+    Training states (``r0-f1.last.e0003.safetensors``) and the speaker statistics are not
+    checkpoints. When the run folder has a ``results.json``, only the runs it lists count:
+    a checkpoint of another run (left by an older run in the same folder) is not offered.
+    """
+    names = {p.name.removesuffix(".safetensors") for p in ckpt_dir.glob("*.safetensors")}
+    names = {n for n in names if "." not in n and f"{n}.safetensors" not in SPEAKER_NORM_FILES}
+    results_path = ckpt_dir.parent / "results.json"
+    if results_path.is_file():
+        results = read_json(results_path, "results")
+        listed = {str(r.get("id")) for r in results.get("runs", []) if isinstance(r, dict)}
+        if listed:
+            names &= listed
+    return sorted(names)
+
+
+def best_checkpoint(run_dir: Path, available: list[str]) -> str:
+    """The run id with the highest mean validation UA over domains (first on ties).
+
+    Raises:
+        ModelError: without ``results.json`` and with several checkpoints, or when it lists
+            none of ``available``.
+    """
+    import numpy as np
+
+    results_path = run_dir / "results.json"
+    if not results_path.is_file():
+        if len(available) == 1:
+            return available[0]
+        raise ModelError(
+            f"{results_path}: not found, so the best checkpoint is unknown; pass checkpoint= (--checkpoint on "
+            f"the command line; available: {', '.join(available)})"
+        )
+    results = read_json(results_path, "results")
+    best_id, best_score = None, -math.inf
+    for run in results.get("runs", []):
+        rid = run.get("id")
+        if rid not in available:
+            continue
+        values = [float(m["ua"]) for m in (run.get("val") or {}).values() if m.get("n")]
+        values = [v for v in values if math.isfinite(v)]
+        score = float(np.mean(values)) if values else -math.inf
+        if best_id is None or score > best_score:
+            best_id, best_score = rid, score
+    if best_id is None:
+        raise ModelError(
+            f"{results_path}: lists none of the checkpoints in {run_dir / 'checkpoints'} "
+            f"({', '.join(available)}); pass checkpoint= (--checkpoint on the command line)"
+        )
+    return str(best_id)
+
+
+def verify_export(folder: str | Path) -> None:
+    """Check every file listed in ``export.json`` against its SHA-256 (no-op without one).
+
+    Raises:
+        ModelError: a listed file is missing or its content changed.
+    """
+    from serkit.data.audio import file_sha256
+
+    folder = Path(folder)
+    manifest_path = folder / EXPORT_MANIFEST
+    if not manifest_path.is_file():
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        files = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ModelError(f"{manifest_path}: not a serkit export manifest ({err})") from None
+    for rel, digest in files.items():
+        path = folder / rel
+        if not path.is_file():
+            raise ModelError(f"{folder}: exported file {rel} is missing")
+        if file_sha256(path) != digest:
+            raise ModelError(
+                f"{folder}: {rel} does not match its SHA-256 in {EXPORT_MANIFEST}; refusing a modified model"
+            )

@@ -132,7 +132,7 @@ def test_old_domains_predict_the_same_after_adaptation(base_run: Path, tmp_path:
 
 def test_freeze_restores_rows_after_weight_decay() -> None:
     """Unit level: frozen whole tensors and frozen rows survive AdamW steps with decay."""
-    from serkit.engine.adapt import FreezeGuard, InitReport
+    from serkit.engine.init_from import FreezeGuard, InitReport
 
     net = torch.nn.Module()
     net.a = torch.nn.Linear(3, 2)

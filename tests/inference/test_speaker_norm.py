@@ -83,7 +83,8 @@ def test_predictions_reproduce_the_reported_test_accuracy(run: Path, run_id: str
 
 
 def test_known_speakers_use_the_stored_statistics_which_equal_their_files(run: Path) -> None:
-    from serkit.inference import _StatsAccumulator, load_model
+    from serkit.engine.speaker_norm import StatsAccumulator
+    from serkit.inference import load_model
 
     model = load_model(run, checkpoint="r0-f0")
     norm = model.speaker_norm
@@ -93,7 +94,7 @@ def test_known_speakers_use_the_stored_statistics_which_equal_their_files(run: P
     assert speaker in norm.known["r0-f0"]["xa"]
     own = [u for u in utterances() if u.speaker == speaker]  # every utterance of the speaker, in order
     files = [u.path for u in own]
-    acc = _StatsAccumulator()
+    acc = StatsAccumulator()
     for u in own:
         from serkit.data.audio import load_audio
 
@@ -147,7 +148,7 @@ def test_global_stats_and_errors(run: Path) -> None:
 
 def test_statistics_equal_training_arithmetic_bit_for_bit() -> None:
     from serkit.engine.data import speaker_stats
-    from serkit.inference import _StatsAccumulator
+    from serkit.engine.speaker_norm import StatsAccumulator
 
     rng = np.random.default_rng(0)
     arrays = {f"k{i}": rng.normal(3.0, 2.0, size=(rng.integers(5, 40), 7)).astype(np.float32) for i in range(9)}
@@ -158,7 +159,7 @@ def test_statistics_equal_training_arithmetic_bit_for_bit() -> None:
             return arrays[key]
 
     expected = speaker_stats(list(arrays), speakers, Store())  # type: ignore[arg-type]
-    acc = _StatsAccumulator()
+    acc = StatsAccumulator()
     for key, spk in zip(arrays, speakers, strict=True):
         acc.add(spk, arrays[key])
     got = acc.result()
@@ -169,7 +170,7 @@ def test_statistics_equal_training_arithmetic_bit_for_bit() -> None:
     vec = {f"v{i}": rng.normal(size=5).astype(np.float32) for i in range(4)}
     arrays.update(vec)
     expected = speaker_stats(list(vec), ["s"] * 4, Store())  # type: ignore[arg-type]
-    acc = _StatsAccumulator()
+    acc = StatsAccumulator()
     for v in vec.values():
         acc.add("s", v)
     assert np.array_equal(acc.result()["s"][1], expected["s"][1])
