@@ -79,7 +79,7 @@ def _bare_loop(recipe_path: Path, run_dir: Path, device_name: str) -> float:
     from serkit.engine.data import Batch, StreamInfo
     from serkit.engine.device import resolve_device, seed_everything
     from serkit.engine.model import build_model
-    from serkit.engine.run import load_domains
+    from serkit.engine.prepare import load_domains
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
     from serkit.paths import cache_dir

@@ -88,15 +88,14 @@ def run_extraction(
     Returns:
         The number of utterances skipped for bad audio (``data.on_bad_audio: skip``).
     """
-    from serkit.engine.run import load_domains
+    from serkit.engine.prepare import extraction_options, load_domains, store_root
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
-    from serkit.paths import cache_dir
     from serkit.plugins import get_plugin_manager
 
     registry = get_plugin_manager().registry
     domains = load_domains(rec)
-    root = Path(rec.store.root).expanduser() if rec.store.root else cache_dir() / "features"
+    root = store_root(rec)
     note = f", {shard_note}" if shard_note else ""
     where = f" (shard {shard[0]}/{shard[1]}{note})" if shard else ""
     n_utts = sum(len(u) for u in domains.values())
@@ -111,9 +110,7 @@ def run_extraction(
                     utts,
                     extractor,
                     store,
-                    batch_size=rec.data.extract_batch_size,
-                    num_workers=rec.data.extract_workers,
-                    executor=rec.data.extract_executor,
+                    **extraction_options(rec),
                     on_bad_audio=rec.data.on_bad_audio,
                     progress=progress,
                     description=f"{sid} [{d}]",

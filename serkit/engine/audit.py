@@ -18,17 +18,11 @@ from typing import Any
 from serkit.data.audit import audit_splits
 from serkit.data.splits import Split, predefined_splits
 from serkit.data.utterance import Utterance
+from serkit.engine.prepare import store_root
 from serkit.errors import DatasetError
 from serkit.features.content import content_hashes
 
-__all__ = ["audit_manifest", "audit_recipe", "domain_content", "run_checks", "store_root_of"]
-
-
-def store_root_of(recipe: Any) -> Path:
-    """The folder of the recipe's feature stores (and of their audio hash index)."""
-    from serkit.paths import cache_dir
-
-    return Path(recipe.store.root).expanduser() if recipe.store.root else cache_dir() / "features"
+__all__ = ["audit_manifest", "audit_recipe", "domain_content", "run_checks"]
 
 
 def domain_content(
@@ -50,7 +44,7 @@ def run_checks(
     """``(audit, provenance)`` of a run: its domains' utterances as used and its planned splits."""
     from serkit.report.provenance import provenance
 
-    content = domain_content(utterances, store_root_of(recipe), workers=max(1, int(recipe.data.extract_workers)))
+    content = domain_content(utterances, store_root(recipe), workers=max(1, int(recipe.data.extract_workers)))
     audit = audit_splits(utterances, splits, content=content, head_of=head_of, protocol=recipe.protocol.type)
     return audit, provenance(resolved, utterances, content)
 
@@ -68,7 +62,7 @@ def audit_recipe(recipe: Any, *, content: bool = True) -> dict[str, Any]:
             ``serkit run`` would).
     """
     from serkit.engine.model import head_plan
-    from serkit.engine.run import DomainData, load_domains, plan_splits
+    from serkit.engine.prepare import DomainData, load_domains, plan_splits
 
     raw = load_domains(recipe)
     own_labels = {d: sorted({u.label for u in utts}) for d, utts in raw.items()}
@@ -82,7 +76,7 @@ def audit_recipe(recipe: Any, *, content: bool = True) -> dict[str, Any]:
     with warnings.catch_warnings():  # the audit reports validation sets without some labels itself
         warnings.simplefilter("ignore", UserWarning)
         _, splits = plan_splits(recipe, domains, own_labels)
-    hashes = domain_content(raw, store_root_of(recipe)) if content else None
+    hashes = domain_content(raw, store_root(recipe)) if content else None
     return audit_splits(raw, splits, content=hashes, head_of=head_of, protocol=proto.type)
 
 

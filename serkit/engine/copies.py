@@ -64,6 +64,7 @@ def extract_copies(
     """
     from serkit.data.wave_augment import augment_tag
     from serkit.features.augmented import AugmentedExtractor
+    from serkit.features.driver import empty_counts
 
     copies = Copies(keys={d: [{} for _ in specs] for d in raw})
     for c, spec in enumerate(specs):
@@ -72,15 +73,11 @@ def extract_copies(
         for sid, base in extractors.items():
             ext = AugmentedExtractor(base, spec)
             store = copies.stores[c][sid] = open_store(ext)
-            stats = {"computed": 0, "cached": 0, "failed": 0, "seconds": 0.0, "audio_seconds": 0.0}
+            stats = empty_counts()
             for d, utts in raw.items():
                 res = extract(utts, ext, store, description=f"{ext.name} [{d}]")
                 copies.keys[d][c][sid] = res.keys
-                stats["computed"] += res.computed
-                stats["cached"] += res.cached
-                stats["failed"] += len(res.failed)
-                stats["seconds"] += res.seconds
-                stats["audio_seconds"] += res.audio_seconds
+                res.add_counts(stats)
             copies.extraction[ext.name] = stats
             console.print(
                 f"  features {ext.name} (training copies): {stats['computed']} computed, {stats['cached']} cached, "

@@ -72,6 +72,7 @@ __all__ = [
     "POOL_IDLE_SECONDS",
     "ExecutorName",
     "ExtractionResult",
+    "empty_counts",
     "extract_features",
     "shard_of",
     "shutdown_workers",
@@ -134,6 +135,19 @@ class ExtractionResult:
     def real_time_factor(self) -> float:
         """Audio seconds computed per wall-clock second (higher is faster)."""
         return self.audio_seconds / self.seconds if self.seconds > 0 else 0.0
+
+    def add_counts(self, counts: dict[str, Any]) -> None:
+        """Add this call's counts to a stream's totals (:func:`empty_counts`): computed, cached, failed, seconds."""
+        counts["computed"] += self.computed
+        counts["cached"] += self.cached
+        counts["failed"] += len(self.failed)
+        counts["seconds"] += self.seconds
+        counts["audio_seconds"] += self.audio_seconds
+
+
+def empty_counts() -> dict[str, Any]:
+    """A stream's extraction totals before any call (``results.json``'s ``extraction.<stream>``)."""
+    return {"computed": 0, "cached": 0, "failed": 0, "seconds": 0.0, "audio_seconds": 0.0}
 
 
 def validate_output(extractor: Extractor, array: Any, path: str) -> np.ndarray:

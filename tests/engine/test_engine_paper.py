@@ -135,8 +135,8 @@ def test_finetuned_ge2e_starts_equal_to_the_frozen_extractor_and_trains_slowly(t
 def test_finetuned_stream_gets_its_own_learning_rate(tmp_path: Path) -> None:
     from serkit.builtin.extractors.ge2e import Ge2e
     from serkit.engine.data import StreamInfo
+    from serkit.engine.fit import param_groups as _param_groups
     from serkit.engine.model import build_model
-    from serkit.engine.run import _param_groups
     from serkit.plugins import get_registry
 
     text = BASE.format(name="ft", xa="", xb="", fusion="{type: concat}", train="", extra="").replace(
@@ -181,7 +181,8 @@ def test_speaker_stats_match_numpy_and_low_coverage_warns(tmp_path: Path) -> Non
     from rich.console import Console
 
     from serkit.engine.data import speaker_stats
-    from serkit.engine.run import DomainData, _speaker_norms
+    from serkit.engine.prepare import DomainData
+    from serkit.engine.prepare import speaker_norms as _speaker_norms
     from serkit.features.store import FeatureStore
     from serkit.interfaces.base import ComponentParams
     from serkit.interfaces.extractor import Extractor

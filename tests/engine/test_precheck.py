@@ -76,7 +76,7 @@ def test_an_unknown_label_stops_the_run_before_extraction(
     # mapped (in another case than the corpus's), or declared as a label set of one's own: accepted
     from serkit.config.recipe import load_recipe
     from serkit.engine.precheck import check_protocol
-    from serkit.engine.run import load_domains
+    from serkit.engine.prepare import load_domains
 
     recipe.write_text(RECIPE.format(manifest=_manifest(tmp_path, "Gioia"), extra=", label_map: {gioia: happy}"))
     rec, _ = load_recipe(recipe)

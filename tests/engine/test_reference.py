@@ -109,7 +109,7 @@ def test_every_run_fits_the_reference_on_its_own_split(
     crippled_run: tuple[Path, list[str]], session_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from serkit.config.recipe import load_recipe
-    from serkit.engine.run import load_domains
+    from serkit.engine.prepare import load_domains
     from serkit.features.driver import extract_features
     from serkit.features.store import FeatureStore
     from serkit.plugins import get_plugin_manager

@@ -240,7 +240,7 @@ def test_protocol_problems_stop_the_run_before_feature_extraction(
     with pytest.raises(DatasetError):
         from serkit.config.recipe import load_recipe
         from serkit.engine.precheck import check_protocol
-        from serkit.engine.run import load_domains
+        from serkit.engine.prepare import load_domains
 
         rec, _ = load_recipe(recipe_file(tmp_path, text))
         check_protocol(rec, load_domains(rec))

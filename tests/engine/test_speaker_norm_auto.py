@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serkit.engine.run import label_coverage
+from serkit.engine.prepare import label_coverage
 from serkit.testing.cli import run_recipe_isolated
 
 

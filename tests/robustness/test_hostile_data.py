@@ -22,7 +22,7 @@ from serkit.builtin.datasets.manifest import ManifestDataset
 from serkit.config.recipe import validate_recipe_data
 from serkit.data.splits import speaker_folds, speaker_split
 from serkit.data.utterance import Utterance
-from serkit.engine.run import DomainData, load_domains, plan_splits
+from serkit.engine.prepare import DomainData, load_domains, plan_splits
 from serkit.errors import DatasetError, RecipeError
 
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
