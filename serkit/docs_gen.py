@@ -79,6 +79,12 @@ KIND_INFO: dict[str, tuple[str, str, str]] = {
     ),
     "loss": ("Losses", "loss.main, loss.aux", "A loss is the main objective on the logits or an auxiliary one."),
     "optimizer": ("Optimizers", "optimizer", "The optimizer of every trainable parameter."),
+    "callback": (
+        "Training callbacks",
+        "train.callbacks",
+        "A training callback hooks into the training loop (epoch and step starts, epoch ends) to run a "
+        "schedule such as a learning-rate warm-up or freezing encoders for the first epochs.",
+    ),
 }
 
 _SECTION_RE = re.compile(r"^(Args|Arguments|Attributes|Raises|Returns|Yields|Notes?|Examples?|Warns):\s*$")

@@ -129,9 +129,10 @@ _COMPONENT_FIELDS = (
 def _check_components(config: dict[str, Any], registry: Any, model_json: Path) -> dict[str, Any]:
     """Raise a ModelError naming every component the current registry lacks.
 
-    Datasets are not needed to predict: a domain whose dataset type is not registered
-    gets the built-in ``synthetic`` spec in the returned copy, only so that the stored
-    recipe validates (it is never instantiated).
+    Datasets and training callbacks are not needed to predict: a domain whose dataset type
+    is not registered gets the built-in ``synthetic`` spec in the returned copy, only so
+    that the stored recipe validates (it is never instantiated), and callbacks that are not
+    registered are left out.
     """
     recipe = json.loads(json.dumps(config))
     needed: list[tuple[str, str, str]] = []  # (kind, name, recipe path)
@@ -162,6 +163,11 @@ def _check_components(config: dict[str, Any], registry: Any, model_json: Path) -
         ds = spec.get("dataset") if isinstance(spec, dict) else None
         if isinstance(ds, dict) and ("dataset", str(ds.get("type"))) not in registry:
             spec["dataset"] = {"type": "synthetic"}
+    train = recipe.get("train")
+    if isinstance(train, dict) and isinstance(train.get("callbacks"), list):  # training callbacks: not needed here
+        train["callbacks"] = [
+            c for c in train["callbacks"] if isinstance(c, dict) and ("callback", str(c.get("type"))) in registry
+        ]
     return recipe
 
 

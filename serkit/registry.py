@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from serkit.errors import PluginError, RecipeError
 from serkit.interfaces import KINDS, Component, ComponentParams
+from serkit.interfaces.metric import BUILTIN_METRICS, METRIC_NAME_RE, Metric
 
 __all__ = ["Registry", "RegistryEntry", "closest"]
 
@@ -36,11 +37,12 @@ def closest(name: str, choices: list[str]) -> str | None:
 
 
 class Registry:
-    """Holds every component class by kind and name."""
+    """Holds every component class by kind and name, and the metrics (:mod:`serkit.interfaces.metric`)."""
 
     def __init__(self) -> None:
         self._entries: dict[str, dict[str, RegistryEntry]] = {k: {} for k in KINDS}
         self._source: tuple[str, str] = ("<direct>", "<direct>")
+        self._metrics: dict[str, tuple[Metric, str]] = {m.name: (m, "serkit") for m in BUILTIN_METRICS}
 
     # -- registration -------------------------------------------------------------
     def register(self, cls: type[Component]) -> type[Component]:
@@ -78,6 +80,31 @@ class Registry:
             )
         self._entries[kind][name] = RegistryEntry(cls, plugin, dist)
         return cls
+
+    def register_metric(self, metric: Metric) -> Metric:
+        """Add a metric that evaluation computes and ``train.select_by`` may name (``val_<name>``).
+
+        Raises:
+            PluginError: not a :class:`~serkit.interfaces.metric.Metric` with a snake_case
+                name and a ``compute`` function, or the name is taken.
+        """
+        plugin, dist = self._source
+        where = f"plugin '{plugin}' (distribution {dist})"
+        if not isinstance(metric, Metric):
+            raise PluginError(f"{where}: register_metric takes a serkit.interfaces.metric.Metric; got {metric!r}")
+        if not METRIC_NAME_RE.match(metric.name):
+            raise PluginError(f"{where}: metric name {metric.name!r}; expected snake_case like 'balanced_error'")
+        if metric.compute is None:
+            raise PluginError(f"{where}: metric {metric.name!r} has no compute function")
+        existing = self._metrics.get(metric.name)
+        if existing is not None and existing[0] is not metric:
+            raise PluginError(f"{where}: metric '{metric.name}' is already registered by plugin '{existing[1]}'")
+        self._metrics[metric.name] = (metric, plugin)
+        return metric
+
+    def metrics(self) -> dict[str, Metric]:
+        """Metric name -> metric: the built-in ones first, then those plugins registered."""
+        return {name: m for name, (m, _) in self._metrics.items()}
 
     def _set_source(self, plugin: str, distribution: str) -> None:
         self._source = (plugin, distribution)

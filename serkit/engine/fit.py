@@ -323,6 +323,8 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
         mixup=tr.mixup,
         average=weight_average(model, tr),
         precision=tr.precision,
+        metrics=ctx.registry.metrics(),
+        callbacks=[ctx.registry.create("callback", spec) for spec in tr.callbacks],  # fresh ones per run
     )
     if guard is not None:
         init_info["frozen"] = guard.verify(outcome.state_dict)

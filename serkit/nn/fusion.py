@@ -1,31 +1,20 @@
-"""What every fusion network returns, and the simplest one: concatenation."""
+"""The simplest fusion network, concatenation, and the stream checks every fusion network shares.
+
+:class:`~serkit.interfaces.fusion.FusionOutput`, what every fusion network returns, is
+re-exported here (and from :mod:`serkit` and :mod:`serkit.interfaces`).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from serkit.errors import ModelError
+from serkit.interfaces.fusion import FusionOutput
 
 __all__ = ["ConcatFusionNet", "FusionOutput", "check_streams"]
-
-
-@dataclass
-class FusionOutput:
-    """The output of a fusion network's ``forward(streams, domain)``.
-
-    Attributes:
-        representation: ``(B, D)``, the input of the domain's head (and of auxiliary
-            losses on the representation).
-        extras: named tensors for the loss and the report, e.g. gate weights ``(B, M)`` or
-            a scalar sparsity penalty; empty for fusions without any.
-    """
-
-    representation: Tensor
-    extras: dict[str, Tensor] = field(default_factory=dict)
 
 
 def check_streams(streams: Mapping[str, Tensor], stream_dims: Mapping[str, int], where: str) -> int:

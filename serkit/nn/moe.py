@@ -13,7 +13,7 @@ with its own ``Linear`` (then an optional activation and dropout), giving
   :mod:`serkit.nn.hard_concrete`), and ``sum_i g_k(x)_i u_i``.
 
 ``forward(streams, domain)`` takes ``streams[sid]: (B, k_sid)`` and the batch's domain id,
-and returns a :class:`serkit.nn.fusion.FusionOutput` with the representation
+and returns a :class:`serkit.interfaces.fusion.FusionOutput` with the representation
 ``(B, width)``; the gated networks add ``extras["gates"]: (B, M)`` (columns in the order of
 :attr:`experts`), gated NAS also ``extras["xi"]: (M, M)`` and, with ``l0_weight > 0``,
 ``extras["penalty"]`` (a scalar). ``summary()`` returns JSON-serialisable facts for the
@@ -30,8 +30,9 @@ import torch
 from torch import Tensor, nn
 
 from serkit.errors import ModelError
+from serkit.interfaces.fusion import GATES, PENALTY, FusionOutput
 from serkit.nn.activations import check_activation, make_activation
-from serkit.nn.fusion import FusionOutput, check_streams
+from serkit.nn.fusion import check_streams
 from serkit.nn.hard_concrete import (
     HardConcrete,
     check_hard_concrete,
@@ -214,7 +215,7 @@ class _GatedMixture(nn.Module):
     def forward(self, streams: Mapping[str, Tensor], domain: str) -> FusionOutput:
         _, projected, weights = self._experts_and_gates(streams, domain)
         representation = torch.einsum("bm,bmw->bw", weights, projected)
-        return FusionOutput(representation, {"gates": weights})
+        return FusionOutput(representation, {GATES: weights})
 
     def summary(self) -> dict[str, Any]:
         """Stream order, expert order (the columns of ``extras["gates"]``), selector, domains."""
@@ -417,11 +418,11 @@ class GatedNASNet(_GatedMixture):
         transitions = self.transitions[index] * xi[:, :, None, None]  # (M, M, width, width)
         nas = torch.einsum("ijop,bjp->bio", transitions, projected)  # u: (B, M, width)
         representation = torch.einsum("bi,bio->bo", weights, nas)
-        extras = {"gates": weights, "xi": xi}
+        extras = {GATES: weights, "xi": xi}
         if self.l0_weight > 0:
             c = self.connectivity
             p_nonzero = hard_concrete_prob_nonzero(c.log_kappa[index], c.beta, c.gamma, c.zeta)
-            extras["penalty"] = self.l0_weight * p_nonzero.sum()
+            extras[PENALTY] = self.l0_weight * p_nonzero.sum()
         return FusionOutput(representation, extras)
 
     def summary(self) -> dict[str, Any]:
