@@ -150,3 +150,62 @@ def test_the_walker_counts_lazy_imports_and_skips_type_checking() -> None:
         "from serkit.c import c",
     ]
     assert "serkit.plugins" in package_modules()["serkit"].imports  # inside serkit.get_registry()
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_imports(modules: dict[str, Module]) -> list[str]:
+    """Every place where a serkit module takes a private name (``_x``, not ``__x__``) of another one.
+
+    Both ``from serkit.a import _x`` and ``m._x`` on a module ``m`` imported as a name
+    (``import serkit.a as m``, ``from serkit import a``) count.
+    """
+    found: list[str] = []
+    for module in modules.values():
+        aliases: dict[str, str] = {}  # local name -> serkit module
+        for node in _imports(module.tree):
+            if isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.asname and a.name in modules:
+                        aliases[a.asname] = a.name
+                continue
+            base = _base_of(module, node)
+            if base not in modules:
+                continue
+            for a in node.names:
+                target = f"{base}.{a.name}"
+                if target in modules:
+                    aliases[a.asname or a.name] = target
+                elif _private(a.name) and base != module.name:
+                    found.append(f"{module.name} (line {node.lineno}): from {base} import {a.name}")
+        for node in ast.walk(module.tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and _private(node.attr)
+            ):
+                found.append(f"{module.name} (line {node.lineno}): {aliases[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    found = private_imports(package_modules())
+    assert not found, "private names used across serkit's modules:\n  " + "\n  ".join(found)
+
+
+def test_the_private_name_check_sees_both_forms() -> None:
+    def module(name: str, code: str) -> Module:
+        return Module(name, Path(f"{name}.py"), False, ast.parse(code))
+
+    modules = {
+        "serkit.a": module("serkit.a", "_x = 1\n"),
+        "serkit.b": module("serkit.b", "from serkit.a import _x, __doc__\nfrom serkit import a\ny = a._x\n"),
+        "serkit": Module("serkit", Path("__init__.py"), True, ast.parse("")),
+    }
+    assert private_imports(modules) == [
+        "serkit.b (line 1): from serkit.a import _x",
+        "serkit.b (line 3): serkit.a._x",
+    ]

@@ -41,11 +41,11 @@ import numpy as np
 from serkit.errors import CacheError, SerkitError
 from serkit.features.sqlite_util import connect_read_only, delete_in, is_malformed, transaction
 from serkit.features.store import (
-    _SCHEMA,
     BUSY_TIMEOUT_S,
+    SCHEMA,
     SHARDS_SUFFIX,
     STORE_FORMAT,
-    _checksum,
+    item_checksum,
     recovery_hint,
     shard_files,
 )
@@ -443,8 +443,8 @@ def find_damaged(root: Path | None, selector: str) -> list[Path]:
 def _decode(shape_json: str, dtype: str, data: bytes, checksum: str, output: str, dim: int) -> np.ndarray | str:
     """The stored array (in its stored dtype), or why the row is corrupt."""
     data = bytes(data)
-    if _checksum(data) != checksum:
-        return f"checksum mismatch (stored {checksum}, computed {_checksum(data)})"
+    if item_checksum(data) != checksum:
+        return f"checksum mismatch (stored {checksum}, computed {item_checksum(data)})"
     try:
         raw_shape = json.loads(shape_json)
         if not isinstance(raw_shape, list) or not all(isinstance(s, int) and s >= 0 for s in raw_shape):
@@ -624,7 +624,7 @@ def salvage_store_file(path: Path) -> SalvageReport:
         new = sqlite3.connect(tmp, isolation_level=None)
         try:
             with transaction(new):
-                for stmt in _SCHEMA:
+                for stmt in SCHEMA:
                     new.execute(stmt)
                 new.executemany("INSERT INTO meta(name, value) VALUES (?, ?)", meta.items())
                 new.executemany(

@@ -27,7 +27,8 @@ Two executors run the parallel part:
   Workers are created from the extractor's class and params (not by pickling the
   object), reused by later calls, and shut down after :data:`POOL_IDLE_SECONDS` idle or
   by :func:`shutdown_workers`. Starting one costs 1-3 s (imports), so the pool pays off
-  from a few hundred files.
+  from a few hundred files. The pool and what runs in the workers are
+  :mod:`serkit.features.workers`; this module is the pipeline.
 * ``"auto"`` (the default): ``"process"`` when the workers would have computing to do
   (the extractor is ``parallel_safe`` or has ``prepare``) and at least
   :data:`AUTO_PROCESS_MIN_FILES` files are to be computed or the pool is running already;
@@ -45,11 +46,9 @@ import sys
 import threading
 import time
 import warnings
-from collections import OrderedDict, deque
-from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures.process import BrokenProcessPool
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -61,6 +60,19 @@ from serkit.data.utterance import check_unique_ids
 from serkit.errors import AudioError, CacheError, SerkitError
 from serkit.features.hash_index import FileStat, HashIndex, rehash_forced
 from serkit.features.store import is_shard
+from serkit.features.workers import (
+    POOL_IDLE_SECONDS,
+    READ_AHEAD_BYTES,
+    Job,
+    Loaded,
+    Mode,
+    acquire_pool,
+    pool_broken,
+    pool_running,
+    process_batches,
+    release_pool,
+    shutdown_workers,
+)
 
 if TYPE_CHECKING:
     from serkit.data.utterance import Utterance
@@ -81,21 +93,9 @@ __all__ = [
 
 OnBadAudio = Literal["error", "skip"]
 ExecutorName = Literal["auto", "thread", "process"]
-_Mode = Literal["extract", "prepare", "load"]
 
 #: ``executor="auto"`` starts worker processes from this many files to compute.
 AUTO_PROCESS_MIN_FILES = 500
-#: Seconds an unused worker pool is kept (its processes hold the extractor's libraries).
-POOL_IDLE_SECONDS = 60.0
-#: Seconds of work a task sent to a worker process grows to (see ``_process_batches``).
-TASK_SECONDS = 0.04
-#: Most files in one task sent to a worker process.
-MAX_TASK_FILES = 64
-#: Seconds between checks that the worker processes are alive while waiting for one.
-WATCH_SECONDS = 1.0
-#: Most bytes of audio files being loaded ahead at once (at least one file): 32 one-hour
-#: recordings would otherwise be decoded together (~7 GB of float32 at 16 kHz).
-READ_AHEAD_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -192,25 +192,6 @@ def shard_of(audio_sha256: str, n: int) -> int:
     return int(audio_sha256[:16], 16) % n
 
 
-@dataclass
-class _Job:
-    key: str
-    path: str
-    ids: list[str]
-    size: int = 0  # bytes of the audio file (bounds the read-ahead)
-
-
-@dataclass
-class _Loaded:
-    """One job after the parallel stage: ``payload`` is the waveform, the ``prepare``
-    output or the features (by mode), or ``error`` says why the file is bad."""
-
-    job: _Job
-    samples: int = 0
-    payload: Any = None
-    error: AudioError | None = None
-
-
 def _progress(enabled: bool) -> Any:
     from rich.console import Console
     from rich.progress import (
@@ -241,7 +222,7 @@ def _null_progress() -> Iterator[Any]:
     yield None
 
 
-def _mode_of(extractor: Extractor) -> _Mode:
+def _mode_of(extractor: Extractor) -> Mode:
     """What worker processes can do for this extractor (see the module docstring)."""
     if getattr(type(extractor), "parallel_safe", False) is True:
         return "extract"
@@ -350,49 +331,14 @@ def extract_features(
         with _progress(show) if show else _null_progress() as bar:
             hashes, sizes = _hash_files(utterances, index, rehash or rehash_forced(), threads, bar, label, result)
             jobs = _group(utterances, hashes, sizes, store, on_bad_audio, result, shard)
-
-            # resume: skip what is stored (in any file of the store) and sound
-            todo_keys = set(store.missing(jobs))
-            if verify:
-                _recompute_corrupt(store, [k for k in jobs if k not in todo_keys], todo_keys, result)
-            if todo_keys and store.read_only:
-                raise CacheError(
-                    f"{store.path}: {len(todo_keys)} of {len(jobs)} audio file(s) have no features in this store, "
-                    f"and it is read-only (this process cannot write {store.root}); point SERKIT_CACHE (or the "
-                    "recipe's store.root) at a writable folder to extract them"
-                )
-            todo = [j for k, j in jobs.items() if k in todo_keys]
-            for k, j in jobs.items():
-                if k not in todo_keys:
-                    result.cached += 1
-                    for uid in j.ids:
-                        result.keys[uid] = k
-
-            mode = _mode_of(extractor)
-            use_processes = _use_processes(executor, mode, num_workers, len(todo))
-            result.executor = "process" if use_processes else "thread"
+            todo = _missing(jobs, store, verify, result)
             task = (
-                bar.add_task(
-                    f"{label} ({result.cached} cached)", total=len(todo), speed="", start=True
-                )
+                bar.add_task(f"{label} ({result.cached} cached)", total=len(todo), speed="", start=True)
                 if bar is not None
                 else None
             )
-            if use_processes:
-                pool = _acquire_pool(num_workers)
-                batches = _process_batches(todo, extractor, mode, pool, batch_size, num_workers)
-                ok = False
-                try:
-                    _consume(batches, extractor, mode, writer, on_bad_audio, result, bar, task)
-                    ok = True
-                finally:
-                    batches.close()  # cancels what is still queued (on an error or Ctrl-C)
-                    _release_pool(pool, discard=not ok and _pool_broken(pool))
-            else:
-                # threads compute too for parallel-safe extractors (numpy releases the GIL)
-                mode = "extract" if mode == "extract" and threads is not None else "load"
-                batches = _thread_batches(todo, threads, extractor, mode, batch_size)
-                _consume(batches, extractor, mode, writer, on_bad_audio, result, bar, task)
+            work = _Work(extractor, writer, on_bad_audio, result, bar, task)
+            _compute(work, todo, executor, threads, batch_size, num_workers)
     finally:
         index.close()
         if threads is not None:
@@ -403,6 +349,69 @@ def extract_features(
     result.keys = {u.id: result.keys[u.id] for u in utterances if u.id in result.keys}
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _missing(jobs: dict[str, Job], store: FeatureStore, verify: bool, result: ExtractionResult) -> list[Job]:
+    """The jobs whose features the store lacks (resume: what is stored, in any file of the store, and sound is
+    skipped and counted as cached)."""
+    todo_keys = set(store.missing(jobs))
+    if verify:
+        _recompute_corrupt(store, [k for k in jobs if k not in todo_keys], todo_keys, result)
+    if todo_keys and store.read_only:
+        raise CacheError(
+            f"{store.path}: {len(todo_keys)} of {len(jobs)} audio file(s) have no features in this store, "
+            f"and it is read-only (this process cannot write {store.root}); point SERKIT_CACHE (or the "
+            "recipe's store.root) at a writable folder to extract them"
+        )
+    todo = [j for k, j in jobs.items() if k in todo_keys]
+    for k, j in jobs.items():
+        if k not in todo_keys:
+            result.cached += 1
+            for uid in j.ids:
+                result.keys[uid] = k
+    return todo
+
+
+@dataclass
+class _Work:
+    """Where computed features go: the extractor, the store (or shard) written, and the call's result."""
+
+    extractor: Extractor
+    writer: FeatureStore
+    on_bad_audio: OnBadAudio
+    result: ExtractionResult
+    bar: Any
+    task: Any
+
+
+def _compute(
+    work: _Work,
+    todo: list[Job],
+    executor: str,
+    threads: ThreadPoolExecutor | None,
+    batch_size: int,
+    num_workers: int,
+) -> None:
+    """Compute ``todo`` with worker processes (:mod:`serkit.features.workers`) or threads, and commit it."""
+    extractor, result = work.extractor, work.result
+    mode = _mode_of(extractor)
+    use_processes = _use_processes(executor, mode, num_workers, len(todo))
+    result.executor = "process" if use_processes else "thread"
+    if use_processes:
+        pool = acquire_pool(num_workers)
+        batches = process_batches(todo, extractor, mode, pool, batch_size, num_workers)
+        ok = False
+        try:
+            _consume(batches, extractor, mode, work.writer, work.on_bad_audio, result, work.bar, work.task)
+            ok = True
+        finally:
+            batches.close()  # cancels what is still queued (on an error or Ctrl-C)
+            release_pool(pool, discard=not ok and pool_broken(pool))
+    else:
+        # threads compute too for parallel-safe extractors (numpy releases the GIL)
+        mode = "extract" if mode == "extract" and threads is not None else "load"
+        thread_batches = _thread_batches(todo, threads, extractor, mode, batch_size)
+        _consume(thread_batches, extractor, mode, work.writer, work.on_bad_audio, result, work.bar, work.task)
 
 
 def _recompute_corrupt(store: FeatureStore, stored: list[str], todo: set[str], result: ExtractionResult) -> None:
@@ -476,9 +485,9 @@ def _group(
     on_bad_audio: OnBadAudio,
     result: ExtractionResult,
     shard: tuple[int, int] | None,
-) -> dict[str, _Job]:
+) -> dict[str, Job]:
     """Keep this shard's audio contents and group utterances by store key."""
-    jobs: dict[str, _Job] = {}
+    jobs: dict[str, Job] = {}
     others: set[str] = set()
     for u in utterances:
         h = hashes[u.path]
@@ -496,14 +505,14 @@ def _group(
         key = store.key_for(h)
         job = jobs.get(key)
         if job is None:
-            jobs[key] = _Job(key, u.path, [u.id], sizes.get(u.path, 0))
+            jobs[key] = Job(key, u.path, [u.id], sizes.get(u.path, 0))
         else:
             job.ids.append(u.id)
     result.other_shards = len(others)
     return jobs
 
 
-def _use_processes(executor: str, mode: _Mode, num_workers: int, n_todo: int) -> bool:
+def _use_processes(executor: str, mode: Mode, num_workers: int, n_todo: int) -> bool:
     if executor == "thread" or num_workers == 0 or n_todo == 0:
         return False
     daemon = multiprocessing.current_process().daemon
@@ -516,7 +525,7 @@ def _use_processes(executor: str, mode: _Mode, num_workers: int, n_todo: int) ->
         return True
     if daemon or mode == "load":
         return False
-    return n_todo >= AUTO_PROCESS_MIN_FILES or _pool_running(num_workers)
+    return n_todo >= AUTO_PROCESS_MIN_FILES or pool_running(num_workers)
 
 
 # ----------------------------------------------------------------------------- committing
@@ -575,9 +584,9 @@ class _StoreWriter:
 
 # ----------------------------------------------------------------------------- consuming
 def _consume(
-    batches: Iterator[list[_Loaded]],
+    batches: Iterator[list[Loaded]],
     extractor: Extractor,
-    mode: _Mode,
+    mode: Mode,
     writer: FeatureStore,
     on_bad_audio: OnBadAudio,
     result: ExtractionResult,
@@ -599,9 +608,9 @@ def _consume(
 
 
 def _consume_into(
-    batches: Iterator[list[_Loaded]],
+    batches: Iterator[list[Loaded]],
     extractor: Extractor,
-    mode: _Mode,
+    mode: Mode,
     store_writer: _StoreWriter,
     on_bad_audio: OnBadAudio,
     result: ExtractionResult,
@@ -618,7 +627,7 @@ def _consume_into(
         return prepared([x])[0]
 
     for batch in batches:
-        good: list[_Loaded] = []
+        good: list[Loaded] = []
         for item in batch:
             if item.error is not None:
                 if on_bad_audio == "error":
@@ -649,7 +658,7 @@ def _consume_into(
             bar.update(task, advance=len(batch), speed=speed)
 
 
-def _fail(result: ExtractionResult, job: _Job, message: str) -> None:
+def _fail(result: ExtractionResult, job: Job, message: str) -> None:
     for uid in job.ids:
         result.failed.append((uid, job.path, message))
 
@@ -658,10 +667,10 @@ def _run_model(
     extractor: Extractor,
     batch_fn: Callable[[list[Any]], Sequence[Any]],
     one_fn: Callable[[Any], Any],
-    good: list[_Loaded],
+    good: list[Loaded],
     on_bad_audio: OnBadAudio,
     result: ExtractionResult,
-) -> list[tuple[_Loaded, np.ndarray]]:
+) -> list[tuple[Loaded, np.ndarray]]:
     """Run the extractor on a batch and validate; returns (item, features) pairs."""
     if not good:
         return []
@@ -677,7 +686,7 @@ def _run_model(
             )
         return [(it, validate_output(extractor, o, it.job.path)) for it, o in zip(good, outs, strict=True)]
 
-    done: list[tuple[_Loaded, np.ndarray]] = []
+    done: list[tuple[Loaded, np.ndarray]] = []
     for it in good:
         try:
             out = one_fn(it.payload)
@@ -693,34 +702,34 @@ def _run_model(
 
 # ----------------------------------------------------------------------------- threads
 def _thread_batches(
-    jobs: list[_Job],
+    jobs: list[Job],
     executor: ThreadPoolExecutor | None,
     extractor: Extractor,
-    mode: _Mode,
+    mode: Mode,
     batch_size: int,
-) -> Iterator[list[_Loaded]]:
+) -> Iterator[list[Loaded]]:
     """Yield batches of loaded waveforms (mode ``"load"``) or features (``"extract"``),
     working up to one batch ahead (fewer files when they are large: :data:`READ_AHEAD_BYTES`)."""
     sample_rate = extractor.sample_rate
 
-    def load(job: _Job) -> _Loaded:
+    def load(job: Job) -> Loaded:
         try:
             wav = load_audio(job.path, sample_rate)
         except AudioError as err:
-            return _Loaded(job, error=err)
+            return Loaded(job, error=err)
         if mode == "extract":
             try:
-                return _Loaded(job, int(wav.shape[0]), extractor.extract(wav))
+                return Loaded(job, int(wav.shape[0]), extractor.extract(wav))
             except AudioError as err:
-                return _Loaded(job, error=AudioError(f"{job.path}: {err}"))
-        return _Loaded(job, int(wav.shape[0]), wav)
+                return Loaded(job, error=AudioError(f"{job.path}: {err}"))
+        return Loaded(job, int(wav.shape[0]), wav)
 
     if executor is None:
         for i in range(0, len(jobs), batch_size):
             yield [load(j) for j in jobs[i : i + batch_size]]
         return
 
-    pending: deque[tuple[_Job, Future[_Loaded]]] = deque()
+    pending: deque[tuple[Job, Future[Loaded]]] = deque()
     next_job, in_flight = 0, 0  # the first job not submitted; bytes of the audio files loading
 
     def fill() -> None:
@@ -742,323 +751,3 @@ def _thread_batches(
             batch.append(fut.result())
         fill()  # the next batch loads while this one is extracted
         yield batch
-
-
-# ----------------------------------------------------------------------------- processes
-def _spec(extractor: Extractor) -> tuple[type, dict[str, Any]]:
-    """How a worker rebuilds the extractor: its class and params (recipes make params
-    classes on the fly, which cannot be pickled by reference)."""
-    return type(extractor), extractor.params.model_dump(mode="python", exclude={"type"})
-
-
-_WORKER_EXTRACTORS: OrderedDict[str, Any] = OrderedDict()
-
-
-def _worker_extractor(spec: tuple[type, dict[str, Any]]) -> Any:
-    """The extractor of ``spec`` in a worker, built once (it may cache filterbanks etc.)."""
-    cls, params = spec
-    token = f"{cls.__module__}.{cls.__qualname__}:{sorted(params.items())!r}"
-    ext = _WORKER_EXTRACTORS.get(token)
-    if ext is None:
-        try:
-            ext = cls(cls.Params(**params))
-        except Exception as err:
-            raise SerkitError(
-                f"extraction worker: cannot rebuild extractor '{cls.name}' from its class "
-                f"{cls.__module__}.{cls.__qualname__} and params ({err}); use executor 'thread'"
-            ) from err
-        _WORKER_EXTRACTORS[token] = ext
-        while len(_WORKER_EXTRACTORS) > 4:
-            _WORKER_EXTRACTORS.popitem(last=False)
-    return ext
-
-
-def _worker_init() -> None:
-    """In each worker: one math thread (the workers are the parallelism), no SIGINT
-    (Ctrl-C is handled by the calling process, which then stops the pool)."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
-        pass
-
-
-def _timed_work(
-    spec: tuple[type, dict[str, Any]] | None, mode: _Mode, sample_rate: int, paths: list[str]
-) -> tuple[float, list[tuple[int, Any, str | None]]]:
-    """:func:`_work` and the seconds it took in the worker (sizes the next tasks)."""
-    start = time.perf_counter()
-    out = _work(spec, mode, sample_rate, paths)
-    return time.perf_counter() - start, out
-
-
-def _work(
-    spec: tuple[type, dict[str, Any]] | None, mode: _Mode, sample_rate: int, paths: list[str]
-) -> list[tuple[int, Any, str | None]]:
-    """In a worker: load, then prepare or extract, each file; ``(samples, payload, error)``."""
-    ext = _worker_extractor(spec) if spec is not None else None
-    out: list[tuple[int, Any, str | None]] = []
-    wavs: list[tuple[int, np.ndarray]] = []  # (index in out, waveform) for mode "extract"
-    for path in paths:
-        try:
-            wav = load_audio(path, sample_rate)
-        except AudioError as err:
-            out.append((0, None, str(err)))
-            continue
-        if mode == "prepare":
-            try:
-                out.append((int(wav.shape[0]), ext.prepare(wav), None))
-            except AudioError as err:
-                out.append((0, None, f"{path}: {err}"))
-            continue
-        if mode == "extract":
-            wavs.append((len(out), wav))
-            out.append((int(wav.shape[0]), None, None))
-            continue
-        out.append((int(wav.shape[0]), wav, None))
-    if wavs:
-        try:
-            feats = list(ext.extract_batch([w for _, w in wavs]))
-        except AudioError:
-            feats = None  # find the file the extractor rejects
-        if feats is not None and len(feats) != len(wavs):
-            raise CacheError(
-                f"extractor '{ext.name}' returned {len(feats)} outputs for a batch of "
-                f"{len(wavs)} waveforms (first file {paths[wavs[0][0]]})"
-            )
-        if feats is not None:
-            for (i, _), f in zip(wavs, feats, strict=True):
-                out[i] = (out[i][0], f, None)
-        else:
-            for i, w in wavs:
-                try:
-                    out[i] = (out[i][0], ext.extract(w), None)
-                except AudioError as err:
-                    out[i] = (0, None, f"{paths[i]}: {err}")
-    return out
-
-
-def _process_batches(
-    jobs: list[_Job],
-    extractor: Extractor,
-    mode: _Mode,
-    pool: ProcessPoolExecutor,
-    batch_size: int,
-    num_workers: int,
-) -> Generator[list[_Loaded], None, None]:
-    """Yield batches of worker results in order, with up to two tasks per worker in flight.
-
-    A task is a run of consecutive files. It starts at ``batch_size / num_workers`` files
-    and grows, from the time the finished tasks took in the workers, towards
-    :data:`TASK_SECONDS` of work (at most :data:`MAX_TASK_FILES` files, and its share of
-    :data:`READ_AHEAD_BYTES` of audio files, one file at least): with cheap
-    extractors (MFCC: ~1 ms a file) the fixed cost of a task, a few ms of inter-process
-    messaging, would otherwise dominate, while slow ones keep small tasks and few files
-    in flight.
-    """
-    spec = _spec(extractor) if mode != "load" else None
-    base = max(1, min(-(-batch_size // num_workers), -(-len(jobs) // num_workers)))  # every worker busy
-    task_files = base  # grows with resize()
-    max_pending = 2 * num_workers
-    # (files, their bytes, the worker's (seconds, results))
-    pending: deque[tuple[list[_Job], int, Future[tuple[float, list[tuple[int, Any, str | None]]]]]] = deque()
-    next_job, in_flight = 0, 0  # the first job not sent yet; bytes of audio files sent and not received
-    rate = extractor.sample_rate
-    share = READ_AHEAD_BYTES // max_pending  # bytes of audio files per task (one file at least)
-
-    def fill() -> None:
-        nonlocal next_job, in_flight
-        while len(pending) < max_pending and next_job < len(jobs):
-            a = next_job
-            left = len(jobs) - a
-            # the last files are spread over the workers rather than left to one task
-            n = min(left, task_files, max(base, -(-left // num_workers)))
-            m, nbytes = 0, 0
-            while m < n and (m == 0 or nbytes + jobs[a + m].size <= share):
-                nbytes += jobs[a + m].size
-                m += 1
-            if pending and in_flight + nbytes > READ_AHEAD_BYTES:
-                return
-            part = jobs[a : a + m]
-            next_job, in_flight = a + m, in_flight + nbytes
-            pending.append((part, nbytes, pool.submit(_timed_work, spec, mode, rate, [j.path for j in part])))
-
-    def resize(seconds: float, files: int) -> None:
-        nonlocal task_files
-        per_file = seconds / max(files, 1)
-        want = int(TASK_SECONDS / per_file) if per_file > 0 else MAX_TASK_FILES
-        task_files = max(base, min(MAX_TASK_FILES, want))
-
-    ready: list[_Loaded] = []
-    try:
-        while True:
-            try:
-                fill()
-                if not pending:
-                    break
-                part, nbytes, fut = pending.popleft()
-                in_flight -= nbytes
-                seconds, got = _result(fut, pool)
-                resize(seconds, len(part))
-            except BrokenProcessPool as err:
-                raise SerkitError(
-                    "extract_features: an extraction worker process died or could not start "
-                    f"({err}). If extract_features runs from a script, call it under "
-                    "`if __name__ == \"__main__\":` (worker processes import the main module); "
-                    "if memory is short, use fewer workers; or use executor 'thread' "
-                    "(recipe: data.extract_executor: thread). Finished batches are kept."
-                ) from err
-            for job, (samples, payload, error) in zip(part, got, strict=True):
-                ready.append(_Loaded(job, samples, payload, AudioError(error) if error else None))
-            while len(ready) >= batch_size:
-                yield ready[:batch_size]
-                ready = ready[batch_size:]
-        if ready:
-            yield ready
-    finally:
-        for _, _, fut in pending:
-            fut.cancel()
-
-
-# ----------------------------------------------------------------------------- the pool
-_POOL_LOCK = threading.Lock()
-_POOL: ProcessPoolExecutor | None = None
-_POOL_WORKERS = 0
-_POOL_PID = 0
-_POOL_USERS = 0
-_POOL_TIMER: threading.Timer | None = None
-
-
-def _pool_broken(pool: ProcessPoolExecutor) -> bool:
-    """The executor knows it is broken, or one of its workers has died."""
-    return bool(getattr(pool, "_broken", False)) or _dead_worker(pool)
-
-
-def _dead_worker(pool: ProcessPoolExecutor) -> bool:
-    """Whether a worker process of ``pool`` has exited (they only exit at shutdown)."""
-    procs = getattr(pool, "_processes", None) or {}
-    return any(p.exitcode is not None for p in list(procs.values()))
-
-
-def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """Stop the workers of a broken pool at once.
-
-    A worker killed while sending its result leaves half a message in the pipe the
-    workers share; the executor's manager thread then waits for the rest as long as any
-    process holds the pipe's write end open: the other workers and this process.
-    Killing the survivors and closing this process's end lets the read fail, so the
-    manager thread (and the interpreter's exit, which joins it) does not hang.
-    """
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    for proc in procs:
-        if proc.exitcode is None:
-            proc.kill()
-    for proc in procs:
-        proc.join(timeout=5)
-    # the calling process holds the pipe's write end too: closing it ends the half message
-    queue = getattr(pool, "_result_queue", None)
-    writer = getattr(queue, "_writer", None)
-    if writer is not None and all(p.exitcode is not None for p in procs):
-        try:
-            writer.close()
-        except OSError:
-            pass
-
-
-def _result(fut: Future[Any], pool: ProcessPoolExecutor) -> Any:
-    """``fut.result()``, but a dead worker is noticed within :data:`WATCH_SECONDS` even
-    when the executor itself never notices (see :func:`_kill_workers`)."""
-    while True:
-        try:
-            return fut.result(timeout=WATCH_SECONDS)
-        except FutureTimeout:  # the builtin TimeoutError from Python 3.11, another class before
-            if _dead_worker(pool):
-                raise BrokenProcessPool("a worker process exited while the pool was in use") from None
-
-
-def _pool_running(num_workers: int) -> bool:
-    with _POOL_LOCK:
-        return (
-            _POOL is not None
-            and _POOL_PID == os.getpid()
-            and _POOL_WORKERS == num_workers
-            and not _pool_broken(_POOL)
-        )
-
-
-def _new_pool(num_workers: int) -> ProcessPoolExecutor:
-    return ProcessPoolExecutor(
-        max_workers=num_workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_worker_init,
-    )
-
-
-def _acquire_pool(num_workers: int) -> ProcessPoolExecutor:
-    """The shared pool of ``num_workers`` processes (a private one when the shared pool
-    is busy with another size)."""
-    global _POOL, _POOL_WORKERS, _POOL_PID, _POOL_USERS, _POOL_TIMER
-    with _POOL_LOCK:
-        if _POOL_TIMER is not None:
-            _POOL_TIMER.cancel()
-            _POOL_TIMER = None
-        if _POOL is not None and _POOL_PID != os.getpid():
-            _POOL, _POOL_USERS = None, 0  # inherited through fork: not ours to use or stop
-        usable = _POOL is not None and _POOL_WORKERS == num_workers and not _pool_broken(_POOL)
-        if not usable and _POOL is not None and _POOL_USERS > 0:
-            return _new_pool(num_workers)  # private; shut down when released
-        if not usable:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False, cancel_futures=True)
-            _POOL = _new_pool(num_workers)
-            _POOL_WORKERS, _POOL_PID, _POOL_USERS = num_workers, os.getpid(), 0
-        _POOL_USERS += 1
-        return _POOL
-
-
-def _release_pool(pool: ProcessPoolExecutor, discard: bool = False) -> None:
-    global _POOL, _POOL_USERS, _POOL_TIMER
-    with _POOL_LOCK:
-        if pool is not _POOL:
-            if discard:
-                _kill_workers(pool)
-            pool.shutdown(wait=False, cancel_futures=True)
-            return
-        _POOL_USERS = max(0, _POOL_USERS - 1)
-        if discard:
-            _kill_workers(pool)
-            pool.shutdown(wait=False, cancel_futures=True)
-            _POOL, _POOL_USERS = None, 0
-        elif _POOL_USERS == 0:
-            _POOL_TIMER = threading.Timer(POOL_IDLE_SECONDS, _shutdown_if_idle, args=(pool,))
-            _POOL_TIMER.daemon = True
-            _POOL_TIMER.start()
-
-
-def _shutdown_if_idle(pool: ProcessPoolExecutor) -> None:
-    global _POOL, _POOL_TIMER
-    with _POOL_LOCK:
-        if pool is not _POOL or _POOL_USERS > 0:
-            return
-        _POOL, _POOL_TIMER = None, None
-    pool.shutdown(wait=True)
-
-
-def shutdown_workers() -> None:
-    """Stop the extraction worker processes now (they are otherwise stopped after
-    :data:`POOL_IDLE_SECONDS` unused, or at exit). A later extraction starts new ones."""
-    global _POOL, _POOL_USERS, _POOL_TIMER
-    with _POOL_LOCK:
-        if _POOL_TIMER is not None:
-            _POOL_TIMER.cancel()
-            _POOL_TIMER = None
-        pool = _POOL if _POOL_PID == os.getpid() else None
-        _POOL, _POOL_USERS = None, 0
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)

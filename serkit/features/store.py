@@ -63,12 +63,14 @@ if TYPE_CHECKING:
     from serkit.interfaces.extractor import Extractor
 
 __all__ = [
+    "SCHEMA",
     "SHARDS_SUFFIX",
     "STORE_FORMAT",
     "FeatureStore",
     "StoreDtype",
     "check_shard",
     "is_shard",
+    "item_checksum",
     "shard_file_name",
     "shard_files",
 ]
@@ -87,7 +89,8 @@ SHARDS_SUFFIX = ".shards"
 
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)\.sqlite$")
 
-_SCHEMA = (
+#: The statements that create a store file's tables (also used to rebuild a damaged one).
+SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS features ("
     " key TEXT PRIMARY KEY,"
@@ -103,7 +106,8 @@ _SCHEMA = (
 _INHERITED: list[sqlite3.Connection] = []
 
 
-def _checksum(data: bytes) -> str:
+def item_checksum(data: bytes) -> str:
+    """The checksum stored beside an item's bytes: their CRC-32 as 8 hex digits."""
     return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
@@ -407,7 +411,7 @@ class FeatureStore:
     def _initialise(self, path: Path, meta: dict[str, str], wal: bool) -> None:
         def init(conn: sqlite3.Connection) -> dict[str, str]:
             with transaction(conn):
-                for stmt in _SCHEMA:
+                for stmt in SCHEMA:
                     conn.execute(stmt)
                 conn.executemany(
                     "INSERT OR IGNORE INTO meta(name, value) VALUES (?, ?)", meta.items()
@@ -550,7 +554,7 @@ class FeatureStore:
             raise CacheError(f"{self.path}: no features stored for key {key}")
         shape_json, dtype, data, checksum = found
         data = bytes(data)
-        if _checksum(data) != checksum:
+        if item_checksum(data) != checksum:
             raise CacheError(
                 f"{self.path}: features for key {key} are corrupt (checksum mismatch); "
                 "they must be recomputed"
@@ -578,7 +582,7 @@ class FeatureStore:
             marks = ",".join("?" * len(chunk))
             cur = conn.execute(f"SELECT key, shape, dtype, data, checksum FROM features WHERE key IN ({marks})", chunk)
             for key, shape_json, dtype, data, checksum in cur:
-                if _checksum(bytes(data)) != checksum or not _shape_fits(shape_json, dtype, len(data)):
+                if item_checksum(bytes(data)) != checksum or not _shape_fits(shape_json, dtype, len(data)):
                     bad.add(key)
 
         with self._lock:
@@ -643,7 +647,7 @@ class FeatureStore:
             )
             raise CacheError(f"{self.path}: item {key} contains NaN or infinite values{hint}")
         data = arr.tobytes()
-        return (key, json.dumps(list(arr.shape)), self.dtype, data, _checksum(data), time.time())
+        return (key, json.dumps(list(arr.shape)), self.dtype, data, item_checksum(data), time.time())
 
     def put_many(self, items: Sequence[tuple[str, np.ndarray]]) -> None:
         """Store ``(key, array)`` pairs in one transaction: all of them or none.

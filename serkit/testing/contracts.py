@@ -61,6 +61,7 @@ __all__ = [
     "check_metadata",
     "check_params",
     "check_speakers",
+    "contract_fixture",
     "errors_of",
     "write_fake_corpus",
     "write_test_tone",
@@ -369,7 +370,8 @@ def assert_dataset_contract(
 
 
 # ------------------------------------------------------------------------------ pytest
-def _fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
+def contract_fixture(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``pytest.fixture(fn)``, or ``fn`` as it is when pytest is not installed (the checks work without it)."""
     return pytest.fixture(fn) if pytest is not None else fn
 
 
@@ -395,7 +397,7 @@ class DatasetContract:
     #: Treat warning-level problems as failures.
     strict: ClassVar[bool] = False
 
-    @_fixture
+    @contract_fixture
     def dataset(self) -> Dataset:
         """Override in the subclass: return the dataset instance to check."""
         raise NotImplementedError(
@@ -403,7 +405,7 @@ class DatasetContract:
             "(@pytest.fixture def dataset(self, tmp_path): ... return MyDataset(...))"
         )
 
-    @_fixture
+    @contract_fixture
     def contract_utterances(self, dataset: Dataset) -> list[Utterance]:
         """The dataset's utterances (the test fails if they cannot be listed)."""
         utts, problems = _load(dataset)

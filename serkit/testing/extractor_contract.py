@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from serkit.errors import CacheError
 from serkit.interfaces.extractor import Extractor
-from serkit.testing.contracts import _fixture
+from serkit.testing.contracts import contract_fixture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,9 +92,9 @@ def make_test_tones(sample_rate: int, tones: Sequence[tuple[float, float]] = TES
 
 def rebuild(ext: Extractor) -> Extractor:
     """A new extractor from ``ext``'s class and params, as the extraction driver's worker processes build it."""
-    from serkit.features.driver import _spec
+    from serkit.features.workers import worker_spec
 
-    cls, params = _spec(ext)
+    cls, params = worker_spec(ext)
     built: Extractor = cls(cls.Params(**params))
     return built
 
@@ -334,13 +334,13 @@ def _fingerprint_is_stable(ext: Extractor) -> list[str]:
 
 
 def _fingerprint_follows(ext: Extractor, changed_params: Mapping[str, Any]) -> list[str]:
-    from serkit.features.driver import _spec
+    from serkit.features.workers import worker_spec
 
     first, problems = _fingerprint_of(ext)
     if first is None:
         return problems
     changed = dict(changed_params)
-    cls, params = _spec(ext)
+    cls, params = worker_spec(ext)
     try:
         other = cls(cls.Params(**{**params, **changed})).fingerprint()
     except Exception as err:
@@ -491,7 +491,7 @@ class ExtractorContract:
     #: Test waveforms (float32, at the extractor's sample rate); None: :func:`make_test_tones`.
     waveforms: ClassVar[Sequence[np.ndarray] | None] = None
 
-    @_fixture
+    @contract_fixture
     def extractor(self) -> Extractor:
         """Override in the subclass: return the extractor instance to check."""
         raise NotImplementedError(
@@ -499,7 +499,7 @@ class ExtractorContract:
             "(@pytest.fixture def extractor(self): ... return MyExtractor(...))"
         )
 
-    @_fixture
+    @contract_fixture
     def contract_waveforms(self, extractor: Extractor) -> list[np.ndarray]:
         """The test audio: ``waveforms``, or two tones at the extractor's sample rate."""
         problems = _declared_shape(extractor)
@@ -507,7 +507,7 @@ class ExtractorContract:
             raise AssertionError(f"extractor {type(extractor).name!r}: {problems[0]}")
         return list(self.waveforms) if self.waveforms is not None else make_test_tones(extractor.sample_rate)
 
-    @_fixture
+    @contract_fixture
     def contract_outputs(self, extractor: Extractor, contract_waveforms: list[np.ndarray]) -> list[np.ndarray]:
         """``extract`` on each test waveform (the test fails if any output is invalid)."""
         outputs, problems = _extract_all(extractor, contract_waveforms)

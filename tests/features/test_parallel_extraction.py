@@ -14,7 +14,7 @@ import pytest
 from serkit.builtin.extractors.mfcc import Mfcc
 from serkit.data.utterance import Utterance
 from serkit.errors import AudioError, SerkitError
-from serkit.features import FeatureStore, driver, extract_features
+from serkit.features import FeatureStore, driver, extract_features, workers
 
 
 def _utts(paths: list[Path]) -> list[Utterance]:
@@ -82,7 +82,7 @@ def test_extractors_with_unpicklable_params_classes(tmp_path, wavs):
 
     recipe_params = create_model("RecipeMfcc", __base__=Mfcc.Params, type=(Literal["mfcc"], "mfcc"))
     ext = Mfcc(recipe_params(n_mfcc=20))
-    assert driver._spec(ext)[0] is Mfcc and "type" not in driver._spec(ext)[1]
+    assert workers.worker_spec(ext)[0] is Mfcc and "type" not in workers.worker_spec(ext)[1]
     utts = _utts(wavs[:3])
     res = extract_features(utts, ext, FeatureStore(tmp_path, ext), executor="process", progress=False)
     plain = Mfcc(n_mfcc=20)
@@ -157,7 +157,7 @@ def test_a_dying_worker_is_reported_and_the_next_call_recovers(tmp_path, make_wa
     class Killing(frame_stats_cls):  # kills a worker while the extraction uses the pool
         def extract_batch(self, wavs):
             if not killed:
-                pid = next(iter(driver._POOL._processes))
+                pid = next(iter(workers._POOL._processes))
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
                 time.sleep(0.3)  # the pool notices
@@ -169,7 +169,7 @@ def test_a_dying_worker_is_reported_and_the_next_call_recovers(tmp_path, make_wa
     with pytest.raises(SerkitError, match=r"an extraction worker process died or could not start .*"
                                           r"executor 'thread' .* Finished batches are kept"):
         extract_features(utts, ext, store, batch_size=4, executor="process", progress=False)
-    assert killed and driver._POOL is None  # the broken pool is dropped
+    assert killed and workers._POOL is None  # the broken pool is dropped
     kept = len(store)
     res = extract_features(utts, ext, store, batch_size=4, executor="process", progress=False)
     assert res.executor == "process" and (res.cached, res.computed) == (kept, 40 - kept)  # a fresh pool
@@ -180,7 +180,7 @@ def test_worker_tasks_grow_to_the_target_duration_and_results_stay_in_order(tmp_
     from concurrent.futures import Future
 
     paths = [f"f{i}.wav" for i in range(100)]
-    jobs = [driver._Job(f"k{i}", p, [f"u{i}"]) for i, p in enumerate(paths)]
+    jobs = [workers.Job(f"k{i}", p, [f"u{i}"]) for i, p in enumerate(paths)]
 
     class InlinePool:  # runs each task at once, recording its size
         sizes: ClassVar[list[int]] = []
@@ -194,10 +194,10 @@ def test_worker_tasks_grow_to_the_target_duration_and_results_stay_in_order(tmp_
     def fake_work(spec, mode, rate, task_paths):  # 2 ms of "work" per file
         return 0.002 * len(task_paths), [(16000, path, None) for path in task_paths]
 
-    monkeypatch.setattr(driver, "_timed_work", fake_work)
-    monkeypatch.setattr(driver, "TASK_SECONDS", 0.04)
-    monkeypatch.setattr(driver, "MAX_TASK_FILES", 64)
-    batches = list(driver._process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=8, num_workers=2))
+    monkeypatch.setattr(workers, "_timed_work", fake_work)
+    monkeypatch.setattr(workers, "TASK_SECONDS", 0.04)
+    monkeypatch.setattr(workers, "MAX_TASK_FILES", 64)
+    batches = list(workers.process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=8, num_workers=2))
     assert [len(b) for b in batches] == [8] * 12 + [4]
     assert [it.payload for b in batches for it in b] == paths  # in input order
     # starts at batch_size / workers = 4 files, then 0.04 s / 2 ms = 20 files a task; the end is spread
@@ -209,7 +209,7 @@ def test_read_ahead_is_bounded_by_the_bytes_of_the_audio_files(monkeypatch):
     """Large files are loaded a few at a time (32 one-hour files at once would need ~7 GB)."""
     from concurrent.futures import Future
 
-    jobs = [driver._Job(f"k{i}", f"f{i}.wav", [f"u{i}"], size=100) for i in range(12)]
+    jobs = [workers.Job(f"k{i}", f"f{i}.wav", [f"u{i}"], size=100) for i in range(12)]
     monkeypatch.setattr(driver, "READ_AHEAD_BYTES", 250)  # room for two files
     monkeypatch.setattr(driver, "load_audio", lambda path, rate: np.zeros(rate // 10, dtype=np.float32))
 
@@ -244,8 +244,8 @@ def test_read_ahead_is_bounded_by_the_bytes_of_the_audio_files(monkeypatch):
             fut.set_result((0.001, [(1600, p, None) for p in task_paths]))
             return fut
 
-    monkeypatch.setattr(driver, "READ_AHEAD_BYTES", 800)  # 2 workers x 2 tasks: 200 bytes, two files a task
-    out = list(driver._process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=16, num_workers=2))
+    monkeypatch.setattr(workers, "READ_AHEAD_BYTES", 800)  # 2 workers x 2 tasks: 200 bytes, two files a task
+    out = list(workers.process_batches(jobs, Mfcc(), "load", InlinePool(), batch_size=16, num_workers=2))
     assert [it.job.key for b in out for it in b] == [j.key for j in jobs]
     assert InlinePool.sizes == [2] * 6
 
@@ -278,19 +278,19 @@ def test_a_worker_dying_mid_send_is_noticed_and_the_pool_is_stopped(tmp_path, mo
     monkeypatch.syspath_prepend(str(tmp_path))
     import half_message_worker
 
-    monkeypatch.setattr(driver, "WATCH_SECONDS", 0.2)
-    pool = driver._new_pool(2)
+    monkeypatch.setattr(workers, "WATCH_SECONDS", 0.2)
+    pool = workers._new_pool(2)
     try:
         assert pool.submit(half_message_worker.ok, 3).result(timeout=60) == 3  # both workers up
         fut = pool.submit(half_message_worker.die_mid_send, 0)
         start = time.perf_counter()
-        with pytest.raises(driver.BrokenProcessPool, match="a worker process exited while the pool was in use"):
-            driver._result(fut, pool)
+        with pytest.raises(workers.BrokenProcessPool, match="a worker process exited while the pool was in use"):
+            workers._result(fut, pool)
         assert time.perf_counter() - start < 30
-        assert driver._pool_broken(pool)
+        assert workers.pool_broken(pool)
     finally:
         manager = pool._executor_manager_thread  # shutdown() forgets it
-        driver._release_pool(pool, discard=True)  # a private pool: its workers are killed
+        workers.release_pool(pool, discard=True)  # a private pool: its workers are killed
     assert manager is not None
     manager.join(timeout=30)
     assert not manager.is_alive()  # nothing left to hang the interpreter's exit
