@@ -214,9 +214,6 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
             or the exported model's logits differ from torch's by more than 1e-4.
     """
     _require_onnx()
-    import onnx
-    import torch
-
     from serkit.inference import load_model
 
     run_dir, out = Path(run_dir), Path(out)
@@ -224,57 +221,107 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
     if out.exists() and any(out.iterdir()):
         raise ModelError(f"export: {out} exists and is not empty; choose a new folder")
     inputs = _onnx_inputs(model)
-    names = [i["name"] for i in inputs]
-    dynamic_axes: dict[str, dict[int, str]] = {"logits": {0: "batch"}}
-    for spec in inputs:
-        dynamic_axes[spec["name"]] = {k: v for k, v in enumerate(spec["shape"]) if isinstance(v, str)}
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     domains: dict[str, Any] = {}
     for domain in model.domains:
-        module = _onnx_head(model, domain)
-        path = tmp / f"{domain}.onnx"
-        example = tuple(_example_inputs(inputs, batch=2, time=16, seed=0))
         try:
-            with warnings.catch_warnings():  # tracer notes about the (constant) shape checks
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    module,
-                    example,
-                    str(path),
-                    dynamo=False,
-                    opset_version=ONNX_OPSET,
-                    input_names=names,
-                    output_names=["logits"],
-                    dynamic_axes=dynamic_axes,
-                )
-        except Exception as err:  # the exporter's own exception types vary between torch versions
+            domains[domain] = _export_domain(model, domain, inputs, tmp)
+        except ModelError:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise ModelError(f"ONNX export of domain {domain!r} failed: {type(err).__name__}: {err}") from err
-        labels = model.labels(domain)
-        proto = onnx.load(str(path))
-        onnx.helper.set_model_props(
-            proto,
-            {"serkit.domain": domain, "serkit.labels": json.dumps(labels), "serkit.version": __version__},
-        )
-        onnx.checker.check_model(proto)
-        onnx.save(proto, str(path))
-        error = _verify_onnx(path, module, inputs)
-        if error is not None and error > ONNX_TOLERANCE:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise ModelError(
-                f"ONNX export of domain {domain!r}: onnxruntime's logits differ from torch's by {error:.2e} "
-                f"(> {ONNX_TOLERANCE}); not exported"
+            raise
+    norm_files = []
+    if model.speaker_norm is not None:
+        for name in SPEAKER_NORM_FILES:
+            shutil.copyfile(run_dir / "checkpoints" / name, tmp / name)
+            norm_files.append(name)
+    sidecar = {
+        "format": "serkit-onnx-1",
+        "serkit_version": __version__,
+        "source_run": str(run_dir.resolve()),
+        "checkpoint": model.checkpoint,
+        "exporter": "torch.onnx.export (TorchScript-based, dynamo=False)",
+        "opset": ONNX_OPSET,
+        "inputs": inputs,
+        "streams": _stream_specs(model),
+        "store_dtype": model.store_dtype,
+        "speaker_norm": (
+            {
+                "files": norm_files,
+                "how": "x = (features - mean) / std per speaker and stream, before the model; see "
+                "serkit.inference.load_speaker_norm",
+            }
+            if norm_files
+            else None
+        ),
+        "domains": domains,
+    }
+    atomic_write_json(tmp / ONNX_SIDECAR, sidecar)
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out
+
+
+def _export_domain(model: LoadedModel, domain: str, inputs: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """Write ``folder/<domain>.onnx``, check it (onnx checker, onnxruntime against torch); its sidecar entry.
+
+    Raises:
+        ModelError: the exporter failed, or onnxruntime's logits differ from torch's by more
+            than :data:`ONNX_TOLERANCE`.
+    """
+    import onnx
+    import torch
+
+    names = [i["name"] for i in inputs]
+    dynamic_axes: dict[str, dict[int, str]] = {"logits": {0: "batch"}}
+    for spec in inputs:
+        dynamic_axes[spec["name"]] = {k: v for k, v in enumerate(spec["shape"]) if isinstance(v, str)}
+    module = _onnx_head(model, domain)
+    path = folder / f"{domain}.onnx"
+    example = tuple(_example_inputs(inputs, batch=2, time=16, seed=0))
+    try:
+        with warnings.catch_warnings():  # tracer notes about the (constant) shape checks
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module,
+                example,
+                str(path),
+                dynamo=False,
+                opset_version=ONNX_OPSET,
+                input_names=names,
+                output_names=["logits"],
+                dynamic_axes=dynamic_axes,
             )
-        domains[domain] = {
-            "file": path.name,
-            "head": model.network.head_of[domain],
-            "labels": labels,
-            "outputs": [{"name": "logits", "shape": ["batch", len(labels)], "dtype": "float32"}],
-            "verified_max_abs_error": error,
-            "sha256": file_sha256(path),
-        }
+    except Exception as err:  # the exporter's own exception types vary between torch versions
+        raise ModelError(f"ONNX export of domain {domain!r} failed: {type(err).__name__}: {err}") from err
+    labels = model.labels(domain)
+    proto = onnx.load(str(path))
+    onnx.helper.set_model_props(
+        proto,
+        {"serkit.domain": domain, "serkit.labels": json.dumps(labels), "serkit.version": __version__},
+    )
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    error = _verify_onnx(path, module, inputs)
+    if error is not None and error > ONNX_TOLERANCE:
+        raise ModelError(
+            f"ONNX export of domain {domain!r}: onnxruntime's logits differ from torch's by {error:.2e} "
+            f"(> {ONNX_TOLERANCE}); not exported"
+        )
+    return {
+        "file": path.name,
+        "head": model.network.head_of[domain],
+        "labels": labels,
+        "outputs": [{"name": "logits", "shape": ["batch", len(labels)], "dtype": "float32"}],
+        "verified_max_abs_error": error,
+        "sha256": file_sha256(path),
+    }
+
+
+def _stream_specs(model: LoadedModel) -> list[dict[str, Any]]:
+    """The sidecar's ``streams``: each stream's kind, width, sample rate, extractor and encoder spec."""
     recipe = model.recipe
     streams = []
     for info in model.network.stream_infos:
@@ -289,37 +336,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, checkpoint: str | None = N
                 "encoder": spec.encoder.model_dump(mode="json") if spec.encoder is not None else None,
             }
         )
-    norm_files = []
-    if model.speaker_norm is not None:
-        for name in SPEAKER_NORM_FILES:
-            shutil.copyfile(run_dir / "checkpoints" / name, tmp / name)
-            norm_files.append(name)
-    sidecar = {
-        "format": "serkit-onnx-1",
-        "serkit_version": __version__,
-        "source_run": str(run_dir.resolve()),
-        "checkpoint": model.checkpoint,
-        "exporter": "torch.onnx.export (TorchScript-based, dynamo=False)",
-        "opset": ONNX_OPSET,
-        "inputs": inputs,
-        "streams": streams,
-        "store_dtype": model.store_dtype,
-        "speaker_norm": (
-            {
-                "files": norm_files,
-                "how": "x = (features - mean) / std per speaker and stream, before the model; see "
-                "serkit.engine.speaker_norm.load_speaker_norm",
-            }
-            if norm_files
-            else None
-        ),
-        "domains": domains,
-    }
-    atomic_write_json(tmp / ONNX_SIDECAR, sidecar)
-    if out.exists():
-        out.rmdir()
-    tmp.rename(out)
-    return out
+    return streams
 
 
 def onnx_feeds(folder: str | Path, audio: list[str] | str) -> dict[str, Any]:
@@ -357,7 +374,7 @@ def onnx_feeds(folder: str | Path, audio: list[str] | str) -> dict[str, Any]:
     if sidecar.get("speaker_norm"):
         raise ModelError(
             f"{sidecar_path}: the model expects features standardised per speaker (speaker_norm); standardise "
-            "them with the statistics next to it (serkit.engine.speaker_norm.load_speaker_norm) after onnx_feeds"
+            "them with the statistics next to it (serkit.inference.load_speaker_norm) after onnx_feeds"
         )
     files = [audio] if isinstance(audio, str) else list(audio)
     registry = get_registry()

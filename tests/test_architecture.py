@@ -209,3 +209,33 @@ def test_the_private_name_check_sees_both_forms() -> None:
         "serkit.b (line 1): from serkit.a import _x",
         "serkit.b (line 3): serkit.a._x",
     ]
+
+
+#: The longest a function (or method) of serkit/ may be, in lines (decorators not counted).
+MAX_FUNCTION_LINES = 100
+
+
+def long_functions(modules: dict[str, Module], limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``module.qualified.name (N lines)`` for every function longer than ``limit`` lines."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, prefix: str, module: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    lines = (child.end_lineno or child.lineno) - child.lineno + 1
+                    if lines > limit:
+                        found.append(f"{module}.{name} ({lines} lines)")
+                visit(child, f"{name}.", module)
+            else:
+                visit(child, prefix, module)
+
+    for module in modules.values():
+        visit(module.tree, "", module.name)
+    return found
+
+
+def test_no_function_is_longer_than_100_lines() -> None:
+    found = long_functions(package_modules())
+    assert not found, f"functions longer than {MAX_FUNCTION_LINES} lines in serkit/:\n  " + "\n  ".join(found)

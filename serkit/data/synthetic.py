@@ -665,50 +665,31 @@ def _plan_syllables(
     return plan, round(total * sr)
 
 
-def synthesize_utterance(
-    language: str,
-    speaker: int,
-    emotion: str,
-    index: int,
-    *,
-    seed: int = 0,
-    sample_rate: int = 16000,
-) -> np.ndarray:
-    """Synthesise one utterance.
+@dataclass(frozen=True)
+class _Prosody:
+    """One utterance's prosody and voice quality: the speaker's, moved towards the emotion by its intensity."""
 
-    Args:
-        language: a key of :data:`PSEUDO_LANGUAGES`.
-        speaker: 1-based speaker number within the language.
-        emotion: a key of :data:`EMOTION_PROFILES`.
-        index: 1-based utterance number for this speaker and emotion.
-        seed: corpus seed.
-        sample_rate: output rate, Hz (8000-48000).
+    f0_shift: float
+    f0_range: float
+    final_st: float
+    tempo: float
+    level_db: float
+    jitter: float
+    shimmer: float
+    tilt: float
+    breath: float
+    creak: float
+    tremor: float
+    artic: float
+    f1_raise: float
+    smile: float
+    formant_jitter: float
 
-    Returns:
-        float32 ``(n_samples,)`` in [-1, 1], between :data:`MIN_DURATION` and
-        :data:`MAX_DURATION` seconds long.
 
-    Raises:
-        DatasetError: unknown language or emotion, or a sample rate out of range.
-    """
+def _prosody(voice: Any, prof: Any, rng: np.random.Generator) -> _Prosody:
+    """This utterance's prosody: neutral + intensity * (emotion - neutral) + noise."""
     import numpy as np
-    from scipy.signal import lfilter, sosfilt
 
-    if language not in PSEUDO_LANGUAGES:
-        raise DatasetError(f"synthetic: unknown pseudo-language {language!r}; available: {', '.join(PSEUDO_LANGUAGES)}")
-    if emotion not in EMOTION_PROFILES:
-        raise DatasetError(
-            f"synthetic: no emotion profile {emotion!r}; available: {', '.join(sorted(EMOTION_PROFILES))}"
-        )
-    if not 8000 <= sample_rate <= 48000:
-        raise DatasetError(f"synthetic: sample_rate {sample_rate} must be in 8000..48000 Hz")
-    sr = sample_rate
-    lang = PSEUDO_LANGUAGES[language]
-    prof = EMOTION_PROFILES[emotion]
-    voice = speaker_voice(language, speaker, seed=seed)
-    rng = _rng("utterance", seed, language, speaker, emotion, index)
-
-    # -- this utterance's prosody: neutral + intensity * (emotion - neutral) + noise ----
     iota = voice.expressiveness * rng.uniform(0.75, 1.2)
     f0_shift = iota * prof.f0_shift + rng.normal(0.0, 0.8)
     f0_range = max(0.15, 1.0 + iota * (prof.f0_range - 1.0) + rng.normal(0.0, 0.1))
@@ -725,13 +706,21 @@ def synthesize_utterance(
     f1_raise = iota * prof.f1_raise
     smile = iota * prof.smile
     formant_jitter = rng.normal(1.0, 0.02)
+    return _Prosody(
+        f0_shift, f0_range, final_st, tempo, level_db, jitter, shimmer, tilt, breath, creak, tremor, artic, f1_raise,
+        smile, formant_jitter,
+    )
 
-    syl_dur = 1.0 / (lang.syllable_rate * voice.rate * tempo)
-    syllables, n = _plan_syllables(lang, rng, syl_dur, tempo, sr)
+
+def _f0_contour(
+    lang: Any, voice: Any, pr: _Prosody, syllables: list[Any], n: int, sr: int, rng: np.random.Generator
+) -> np.ndarray:
+    """F0 per sample (Hz): declination, accents, tones, the final movement, drift and tremor (semitones)."""
+    import numpy as np
+
+    f0_shift, f0_range, final_st, tremor = pr.f0_shift, pr.f0_range, pr.final_st, pr.tremor
     duration = n / sr
     voiced_end = min(syllables[-1].v_end, n) / sr
-
-    # -- F0 contour (semitones re. the speaker's base) at the control rate ---------------
     nf = math.ceil(duration * _FRAME_RATE) + 2
     tf = np.arange(nf) / _FRAME_RATE
     st = np.full(nf, f0_shift)
@@ -755,8 +744,18 @@ def synthesize_utterance(
     f0_frames = np.clip(voice.f0_hz * 2.0 ** (st / 12.0), 55.0, 600.0)
     t = np.arange(n) / sr
     f0 = np.interp(t, tf, f0_frames)
+    return f0
 
-    # -- glottal source: jitter, shimmer, creak, Rosenberg-like pulse --------------------
+
+def _glottal_source(f0: np.ndarray, pr: _Prosody, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """The glottal source: jitter, shimmer, creak, a Rosenberg-like pulse, aspiration and spectral tilt."""
+    import numpy as np
+    from scipy.signal import lfilter
+
+    jitter, shimmer, creak, tilt, breath = pr.jitter, pr.shimmer, pr.creak, pr.tilt, pr.breath
+    n = f0.shape[0]
+    duration = n / sr
+    t = np.arange(n) / sr
     phase0 = np.cumsum(f0 / sr)
     k0 = phase0.astype(np.int64)
     jit = rng.normal(0.0, jitter, int(k0[-1]) + 1)
@@ -789,8 +788,19 @@ def synthesize_utterance(
     elif tilt < 0:
         a = 0.75 * -tilt
         src = lfilter([1.0 - a], [1.0, -a], src)
+    return src
 
-    # -- vowels ---------------------------------------------------------------------------
+
+def _vowels(
+    lang: Any, voice: Any, pr: _Prosody, syllables: list[Any], src: np.ndarray, sr: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The vowels filtered from the source by their formants: ``(signal, voiced mask)``."""
+    import numpy as np
+    from scipy.signal import sosfilt
+
+    n = src.shape[0]
+    breath, artic, f1_raise, smile, f0_range = pr.breath, pr.artic, pr.f1_raise, pr.smile, pr.f0_range
+    formant_jitter = pr.formant_jitter
     out = np.zeros(n)
     voiced = np.zeros(n, dtype=bool)
     pre = int(0.01 * sr)
@@ -831,9 +841,18 @@ def synthesize_utterance(
         env = _raised_cosine_env(v1 - v0, int(0.02 * sr), int(0.035 * sr))
         out[v0:v1] += seg * env
         voiced[v0:v1] = True
-    vowel_rms = _rms(out[voiced])
+    return out, voiced
 
-    # -- consonants -----------------------------------------------------------------------
+
+def _consonants(
+    out: np.ndarray, voice: Any, syllables: list[Any], src: np.ndarray, vowel_rms: float, sr: int,
+    rng: np.random.Generator,
+) -> None:
+    """Add the consonants to ``out``: nasals from the source, fricatives and stops from noise."""
+    import numpy as np
+    from scipy.signal import sosfilt
+
+    n = out.shape[0]
     for syl in syllables:
         cons = syl.consonant
         c0, c1 = syl.c_start, min(syl.v_start, n)
@@ -866,7 +885,56 @@ def synthesize_utterance(
                 seg = 0.6 * vowel_rms * noise * burst
         out[c0:c1] += seg
 
+
+def synthesize_utterance(
+    language: str,
+    speaker: int,
+    emotion: str,
+    index: int,
+    *,
+    seed: int = 0,
+    sample_rate: int = 16000,
+) -> np.ndarray:
+    """Synthesise one utterance.
+
+    Args:
+        language: a key of :data:`PSEUDO_LANGUAGES`.
+        speaker: 1-based speaker number within the language.
+        emotion: a key of :data:`EMOTION_PROFILES`.
+        index: 1-based utterance number for this speaker and emotion.
+        seed: corpus seed.
+        sample_rate: output rate, Hz (8000-48000).
+
+    Returns:
+        float32 ``(n_samples,)`` in [-1, 1], between :data:`MIN_DURATION` and
+        :data:`MAX_DURATION` seconds long.
+
+    Raises:
+        DatasetError: unknown language or emotion, or a sample rate out of range.
+    """
+    import numpy as np
+
+    if language not in PSEUDO_LANGUAGES:
+        raise DatasetError(f"synthetic: unknown pseudo-language {language!r}; available: {', '.join(PSEUDO_LANGUAGES)}")
+    if emotion not in EMOTION_PROFILES:
+        raise DatasetError(
+            f"synthetic: no emotion profile {emotion!r}; available: {', '.join(sorted(EMOTION_PROFILES))}"
+        )
+    if not 8000 <= sample_rate <= 48000:
+        raise DatasetError(f"synthetic: sample_rate {sample_rate} must be in 8000..48000 Hz")
+    sr = sample_rate
+    lang = PSEUDO_LANGUAGES[language]
+    voice = speaker_voice(language, speaker, seed=seed)
+    rng = _rng("utterance", seed, language, speaker, emotion, index)
+    pr = _prosody(voice, EMOTION_PROFILES[emotion], rng)
+    syl_dur = 1.0 / (lang.syllable_rate * voice.rate * pr.tempo)
+    syllables, n = _plan_syllables(lang, rng, syl_dur, pr.tempo, sr)
+    f0 = _f0_contour(lang, voice, pr, syllables, n, sr, rng)
+    src = _glottal_source(f0, pr, sr, rng)
+    out, voiced = _vowels(lang, voice, pr, syllables, src, sr, rng)
+    _consonants(out, voice, syllables, src, _rms(out[voiced]), sr, rng)
     # -- level, limiter, background noise ------------------------------------------------
+    level_db = pr.level_db
     out *= 10.0 ** (level_db / 20.0) / (_rms(out[voiced]) + 1e-12)
     peak = float(np.max(np.abs(out)))
     if peak > 0.89:
