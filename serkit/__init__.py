@@ -3,6 +3,10 @@
 Public API (importing ``serkit`` is cheap; torch is imported by the functions that train)::
 
     from serkit import hookimpl, Registry, ComponentParams, load_recipe, run
+
+The component interfaces (``Dataset``, ``Extractor``, ``Encoder``, ``Fusion`` and its
+``FusionOutput``, ``Head``, ``Loss``, ``Optimizer``, ``TrainCallback``) and ``Metric`` are
+what a plugin is written against; :mod:`serkit.testing` has their contract tests.
 """
 
 from __future__ import annotations
@@ -30,7 +34,10 @@ from serkit.interfaces import (
     Head,
     Loss,
     Optimizer,
+    TrainCallback,
+    TrainLoop,
 )
+from serkit.interfaces.metric import Metric
 from serkit.registry import Registry
 from serkit.version import __version__
 
@@ -47,12 +54,15 @@ __all__ = [
     "FusionOutput",
     "Head",
     "Loss",
+    "Metric",
     "ModelError",
     "Optimizer",
     "PluginError",
     "RecipeError",
     "Registry",
     "SerkitError",
+    "TrainCallback",
+    "TrainLoop",
     "__version__",
     "get_registry",
     "hookimpl",

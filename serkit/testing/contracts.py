@@ -53,6 +53,7 @@ __all__ = [
     "DatasetContract",
     "assert_dataset_contract",
     "check_dataset",
+    "check_declaration_of",
     "check_deterministic",
     "check_files",
     "check_ids",
@@ -266,16 +267,20 @@ _METADATA_HINTS = {
 }
 
 
-def check_params(dataset: Dataset | type[Dataset]) -> list[str]:
-    """The component's ``kind``, ``name`` and ``Params`` follow the component rules."""
+def check_declaration_of(component: Any, kind: str, example: str) -> list[str]:
+    """A component's ``kind`` is ``kind``, its ``name`` snake_case (like ``example``) and its
+    ``Params`` a :class:`~serkit.interfaces.base.ComponentParams` with a description on every field.
+
+    ``component`` is the class or an instance; every contract of :mod:`serkit.testing` starts here.
+    """
     from serkit.interfaces.base import ComponentParams
 
-    cls = dataset if isinstance(dataset, type) else type(dataset)
+    cls = component if isinstance(component, type) else type(component)
     problems: list[str] = []
-    if cls.kind != "dataset":
-        problems.append(f"{cls.__name__}.kind is {cls.kind!r}; expected 'dataset'")
+    if cls.kind != kind:
+        problems.append(f"{cls.__name__}.kind is {cls.kind!r}; expected {kind!r}")
     if not isinstance(cls.name, str) or not _NAME_RE.match(cls.name):
-        problems.append(f"{cls.__name__}.name is {cls.name!r}; expected snake_case like 'my_corpus'")
+        problems.append(f"{cls.__name__}.name is {cls.name!r}; expected snake_case like {example!r}")
     params = cls.Params
     if not (isinstance(params, type) and issubclass(params, ComponentParams)):
         problems.append(f"{cls.__name__}.Params must subclass serkit.ComponentParams")
@@ -287,6 +292,11 @@ def check_params(dataset: Dataset | type[Dataset]) -> list[str]:
             "(use Field(..., description=...))"
         )
     return problems
+
+
+def check_params(dataset: Dataset | type[Dataset]) -> list[str]:
+    """The component's ``kind``, ``name`` and ``Params`` follow the component rules."""
+    return check_declaration_of(dataset, "dataset", "my_corpus")
 
 
 def check_deterministic(dataset: Dataset, utterances: Sequence[Utterance]) -> list[str]:

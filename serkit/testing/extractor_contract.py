@@ -28,14 +28,13 @@ Three ways to use it::
 from __future__ import annotations
 
 import pickle
-import re
 from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from serkit.errors import CacheError
 from serkit.interfaces.extractor import Extractor
-from serkit.testing.contracts import contract_fixture
+from serkit.testing.contracts import check_declaration_of, contract_fixture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -69,7 +68,6 @@ ATOL = 1e-5
 #: ``(seconds, frequency in Hz)`` of the default test waveforms.
 TEST_TONES: tuple[tuple[float, float], ...] = ((0.5, 220.0), (1.7, 330.0))
 
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _OUTPUT_KINDS = ("sequence", "vector")
 
 
@@ -147,26 +145,9 @@ def _declared_shape(ext: Extractor) -> list[str]:
 def check_declaration(ext: Extractor) -> list[str]:
     """``kind``, ``name`` and ``Params`` follow the component rules; ``output``, ``dim`` and
     ``sample_rate`` are ``"sequence"``/``"vector"`` and positive ints."""
-    from serkit.interfaces.base import ComponentParams
-
     if not isinstance(ext, Extractor):
         return [f"expected a serkit.Extractor instance; got {type(ext).__name__}"]
-    cls = type(ext)
-    problems: list[str] = []
-    if cls.kind != "extractor":
-        problems.append(f"{cls.__name__}.kind is {cls.kind!r}; expected 'extractor'")
-    if not isinstance(cls.name, str) or not _NAME_RE.match(cls.name):
-        problems.append(f"{cls.__name__}.name is {cls.name!r}; expected snake_case like 'my_features'")
-    params = cls.Params
-    if not (isinstance(params, type) and issubclass(params, ComponentParams)):
-        problems.append(f"{cls.__name__}.Params must subclass serkit.ComponentParams")
-    else:
-        undocumented = [n for n, f in params.model_fields.items() if not (f.description or "").strip()]
-        if undocumented:
-            problems.append(
-                f"{cls.__name__}.Params field(s) without a description: {', '.join(undocumented)} "
-                "(use Field(..., description=...))"
-            )
+    problems = check_declaration_of(ext, "extractor", "my_features")
     return problems + _declared_shape(ext)
 
 
