@@ -21,7 +21,7 @@ __all__ = ["check_labels", "check_protocol"]
 
 
 def check_protocol(recipe: Any, domains: dict[str, list[Utterance]]) -> None:
-    """Raise what :func:`serkit.engine.run.plan_splits` would, as far as it is known now.
+    """Raise what :func:`serkit.engine.prepare.plan_splits` would, as far as it is known now.
 
     Args:
         recipe: the validated recipe.

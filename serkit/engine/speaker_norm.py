@@ -123,7 +123,7 @@ def save_speaker_norm(
             and ``checkpoints/speaker_norm.json`` (speaker order, utterance counts, and per run
             id the speakers with training or validation utterances).
         norms: domain -> stream -> speaker -> ``(mean, std)``, as used in training.
-        domains: domain -> :class:`serkit.engine.run.DomainData` (utterances, store keys).
+        domains: domain -> :class:`serkit.engine.prepare.DomainData` (utterances, store keys).
         stores: stream id -> open feature store.
         splits: domain -> run id -> :class:`serkit.data.splits.Split`.
     """
