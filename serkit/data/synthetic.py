@@ -665,6 +665,64 @@ def _plan_syllables(
     return plan, round(total * sr)
 
 
+def synthesize_utterance(
+    language: str,
+    speaker: int,
+    emotion: str,
+    index: int,
+    *,
+    seed: int = 0,
+    sample_rate: int = 16000,
+) -> np.ndarray:
+    """Synthesise one utterance.
+
+    Args:
+        language: a key of :data:`PSEUDO_LANGUAGES`.
+        speaker: 1-based speaker number within the language.
+        emotion: a key of :data:`EMOTION_PROFILES`.
+        index: 1-based utterance number for this speaker and emotion.
+        seed: corpus seed.
+        sample_rate: output rate, Hz (8000-48000).
+
+    Returns:
+        float32 ``(n_samples,)`` in [-1, 1], between :data:`MIN_DURATION` and
+        :data:`MAX_DURATION` seconds long.
+
+    Raises:
+        DatasetError: unknown language or emotion, or a sample rate out of range.
+    """
+    import numpy as np
+
+    if language not in PSEUDO_LANGUAGES:
+        raise DatasetError(f"synthetic: unknown pseudo-language {language!r}; available: {', '.join(PSEUDO_LANGUAGES)}")
+    if emotion not in EMOTION_PROFILES:
+        raise DatasetError(
+            f"synthetic: no emotion profile {emotion!r}; available: {', '.join(sorted(EMOTION_PROFILES))}"
+        )
+    if not 8000 <= sample_rate <= 48000:
+        raise DatasetError(f"synthetic: sample_rate {sample_rate} must be in 8000..48000 Hz")
+    sr = sample_rate
+    lang = PSEUDO_LANGUAGES[language]
+    voice = speaker_voice(language, speaker, seed=seed)
+    rng = _rng("utterance", seed, language, speaker, emotion, index)
+    pr = _prosody(voice, EMOTION_PROFILES[emotion], rng)
+    syl_dur = 1.0 / (lang.syllable_rate * voice.rate * pr.tempo)
+    syllables, n = _plan_syllables(lang, rng, syl_dur, pr.tempo, sr)
+    f0 = _f0_contour(lang, voice, pr, syllables, n, sr, rng)
+    src = _glottal_source(f0, pr, sr, rng)
+    out, voiced = _vowels(lang, voice, pr, syllables, src, sr, rng)
+    _consonants(out, voice, syllables, src, _rms(out[voiced]), sr, rng)
+    # -- level, limiter, background noise ------------------------------------------------
+    level_db = pr.level_db
+    out *= 10.0 ** (level_db / 20.0) / (_rms(out[voiced]) + 1e-12)
+    peak = float(np.max(np.abs(out)))
+    if peak > 0.89:
+        out *= 0.89 / peak
+    out *= _raised_cosine_env(n, int(0.01 * sr), int(0.01 * sr))  # no click if a vowel was cut
+    out += rng.standard_normal(n) * 10.0 ** (rng.uniform(-66.0, -56.0) / 20.0)
+    return np.clip(out, -1.0, 1.0).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class _Prosody:
     """One utterance's prosody and voice quality: the speaker's, moved towards the emotion by its intensity."""
@@ -884,64 +942,6 @@ def _consonants(
                 burst[closure:] = np.exp(-tt / 0.008) + 0.15 * np.exp(-tt / 0.03)
                 seg = 0.6 * vowel_rms * noise * burst
         out[c0:c1] += seg
-
-
-def synthesize_utterance(
-    language: str,
-    speaker: int,
-    emotion: str,
-    index: int,
-    *,
-    seed: int = 0,
-    sample_rate: int = 16000,
-) -> np.ndarray:
-    """Synthesise one utterance.
-
-    Args:
-        language: a key of :data:`PSEUDO_LANGUAGES`.
-        speaker: 1-based speaker number within the language.
-        emotion: a key of :data:`EMOTION_PROFILES`.
-        index: 1-based utterance number for this speaker and emotion.
-        seed: corpus seed.
-        sample_rate: output rate, Hz (8000-48000).
-
-    Returns:
-        float32 ``(n_samples,)`` in [-1, 1], between :data:`MIN_DURATION` and
-        :data:`MAX_DURATION` seconds long.
-
-    Raises:
-        DatasetError: unknown language or emotion, or a sample rate out of range.
-    """
-    import numpy as np
-
-    if language not in PSEUDO_LANGUAGES:
-        raise DatasetError(f"synthetic: unknown pseudo-language {language!r}; available: {', '.join(PSEUDO_LANGUAGES)}")
-    if emotion not in EMOTION_PROFILES:
-        raise DatasetError(
-            f"synthetic: no emotion profile {emotion!r}; available: {', '.join(sorted(EMOTION_PROFILES))}"
-        )
-    if not 8000 <= sample_rate <= 48000:
-        raise DatasetError(f"synthetic: sample_rate {sample_rate} must be in 8000..48000 Hz")
-    sr = sample_rate
-    lang = PSEUDO_LANGUAGES[language]
-    voice = speaker_voice(language, speaker, seed=seed)
-    rng = _rng("utterance", seed, language, speaker, emotion, index)
-    pr = _prosody(voice, EMOTION_PROFILES[emotion], rng)
-    syl_dur = 1.0 / (lang.syllable_rate * voice.rate * pr.tempo)
-    syllables, n = _plan_syllables(lang, rng, syl_dur, pr.tempo, sr)
-    f0 = _f0_contour(lang, voice, pr, syllables, n, sr, rng)
-    src = _glottal_source(f0, pr, sr, rng)
-    out, voiced = _vowels(lang, voice, pr, syllables, src, sr, rng)
-    _consonants(out, voice, syllables, src, _rms(out[voiced]), sr, rng)
-    # -- level, limiter, background noise ------------------------------------------------
-    level_db = pr.level_db
-    out *= 10.0 ** (level_db / 20.0) / (_rms(out[voiced]) + 1e-12)
-    peak = float(np.max(np.abs(out)))
-    if peak > 0.89:
-        out *= 0.89 / peak
-    out *= _raised_cosine_env(n, int(0.01 * sr), int(0.01 * sr))  # no click if a vowel was cut
-    out += rng.standard_normal(n) * 10.0 ** (rng.uniform(-66.0, -56.0) / 20.0)
-    return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------

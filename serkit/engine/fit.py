@@ -17,10 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from serkit.engine.prepare import Prepared
+from serkit.engine.session import Session
 from serkit.errors import SerkitError
 from serkit.io import atomic_write_json
 
-__all__ = ["FitContext", "PooledInputs", "fit_run", "param_groups", "reference_of_run", "weight_average"]
+__all__ = [
+    "TRAIN_OPTIONS",
+    "FitContext",
+    "PooledInputs",
+    "fit_run",
+    "param_groups",
+    "reference_of_run",
+    "weight_average",
+]
 
 
 class PooledInputs:
@@ -56,18 +65,9 @@ class FitContext:
     """What every run of a ``serkit run`` shares.
 
     Attributes:
-        recipe: the validated recipe (with ``init_from``'s heads merged in).
-        registry: the component registry.
+        session: the run's :class:`~serkit.engine.session.Session` (recipe, run folder,
+            device, console, hooks...).
         data: the prepared data (:func:`serkit.engine.prepare.prepare`).
-        run_dir: the run folder (rank 0 writes it).
-        device: the torch device of this process.
-        dist: this process's :class:`~serkit.engine.distributed.DistContext`.
-        console: where progress is printed (quiet on ranks other than 0).
-        hook: the plugin manager's hook relay (``serkit_on_epoch_end``).
-        threads: the run's CPU thread budget (refreshed every epoch).
-        progress: print every epoch.
-        resume: continue a run's last finished epoch from its state file.
-        init: the initial run of ``init_from`` (:class:`~serkit.engine.init_from.InitSource`), or None.
         model_labels: domain -> head labels of the model (the initial run's domains first).
         model_head_of: domain -> head id of the model.
         memory: the features kept in memory across runs (:class:`~serkit.engine.data.FeatureMemory`).
@@ -75,28 +75,13 @@ class FitContext:
         n_runs: the number of planned runs (for the progress lines).
     """
 
-    recipe: Any
-    registry: Any
+    session: Session
     data: Prepared
-    run_dir: Path
-    device: Any
-    dist: Any
-    console: Any
-    hook: Any
-    threads: Any
-    progress: bool
-    resume: bool
-    init: Any
     model_labels: dict[str, list[str]]
     model_head_of: dict[str, str]
     memory: Any
     pooled: PooledInputs
     n_runs: int
-
-    @property
-    def main(self) -> bool:
-        """Whether this process is rank 0 (it writes, prints and calls the run hooks)."""
-        return bool(self.dist.is_main)
 
 
 def reference_of_run(
@@ -175,21 +160,22 @@ def _build_model(ctx: FitContext, run_id: str) -> tuple[Any, Any, dict[str, Any]
     from serkit.engine.model import build_model
     from serkit.engine.standardize import fit_standardize
 
-    data, init = ctx.data, ctx.init
+    session, data, init = ctx.session, ctx.data, ctx.session.init
+    features, registry = data.features, session.manager.registry
     model = build_model(
-        ctx.recipe, ctx.registry, data.features.streams, ctx.model_labels, ctx.model_head_of, data.features.extractors
+        session.recipe, registry, features.streams, ctx.model_labels, ctx.model_head_of, features.extractors
     )
     guard = None
     init_info: dict[str, Any] = {}
     if init is not None:
-        guard, init_info = start_from(ctx.recipe, init, model, list(ctx.model_labels))
+        guard, init_info = start_from(session.recipe, init, model, list(ctx.model_labels))
     if len(model.norms):  # data.standardize: statistics of this run's training split
         inherited = {k.split(".")[1] for k in init.weights if k.startswith("norms.")} if init else set()
         fit_standardize(
             model,
             {d: dd.keys for d, dd in data.domains.items()},
             {d: data.splits[d][run_id].train for d in data.domains},
-            data.features.stores,
+            features.stores,
             keep=inherited,
         )
     return model, guard, init_info
@@ -199,12 +185,12 @@ def _build_losses(ctx: FitContext, model: Any) -> tuple[Any, Any, dict[str, floa
     """``(main losses, aux losses or None, aux weight per domain)``: one loss module per domain."""
     import torch
 
-    recipe, labels = ctx.recipe, ctx.data.labels
+    recipe, registry, labels = ctx.session.recipe, ctx.session.manager.registry, ctx.data.labels
     width = int(model.fusion.out_dim)
 
     def per_domain(spec: Any) -> Any:
         return torch.nn.ModuleDict(
-            {d: ctx.registry.create("loss", spec).build(width, len(labels[d])) for d in ctx.data.domains}
+            {d: registry.create("loss", spec).build(width, len(labels[d])) for d in ctx.data.domains}
         )
 
     main_losses = per_domain(recipe.loss.main)
@@ -226,7 +212,7 @@ def _loaders(ctx: FitContext, run_id: str, which: str, seed: int, world: int | N
     """
     from serkit.engine.data import FeatureDataset, make_loader
 
-    data, tr, dist = ctx.data, ctx.recipe.train, ctx.dist
+    data, tr, dist = ctx.data, ctx.session.recipe.train, ctx.session.dist
     world = dist.world_size if world is None else world
     out: dict[str, Any] = {}
     for d, dd in data.domains.items():
@@ -252,19 +238,72 @@ def _loaders(ctx: FitContext, run_id: str, which: str, seed: int, world: int | N
     return out
 
 
-def _epoch_reporter(ctx: FitContext, r: int, f: int, label: str) -> Any:
+def _epoch_reporter(session: Session, r: int, f: int, label: str) -> Any:
     """``on_epoch_end(epoch, row)``: the progress line, the thread budget, the ``serkit_on_epoch_end`` hook."""
-    epochs = ctx.recipe.train.epochs
+    epochs = session.recipe.train.epochs
 
     def on_epoch(epoch: int, row: dict[str, float]) -> None:
-        if ctx.progress:
+        if session.progress:
             vals = " ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in row.items() if k.startswith("val_ua/"))
-            ctx.console.print(f"  {label} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
-        ctx.threads.refresh()  # runs that started or finished on this host since
-        if ctx.main:
-            ctx.hook.serkit_on_epoch_end(run_dir=str(ctx.run_dir), repeat=r, fold=f, epoch=epoch, metrics=row)
+            session.console.print(f"  {label} epoch {epoch}/{epochs}: loss {row['train_loss']:.3f}  val UA {vals}")
+        session.threads.refresh()  # runs that started or finished on this host since
+        if session.main:
+            hook = session.manager.hook
+            hook.serkit_on_epoch_end(run_dir=str(session.run_dir), repeat=r, fold=f, epoch=epoch, metrics=row)
 
     return on_epoch
+
+
+#: ``train_run``'s settings that come from the recipe's ``train`` section as they are.
+TRAIN_OPTIONS = ("epochs", "select_by", "grad_clip", "patience", "mixup", "precision")
+
+
+def _train(ctx: FitContext, run_no: int, r: int, f: int) -> tuple[Any, dict[str, Any], str]:
+    """Build and train run ``(r, f)``: ``(train_run's outcome, init info, progress label)``."""
+    from serkit.engine.device import seed_everything
+    from serkit.engine.init_from import zero_shot_baseline
+
+    # looked up at call time, so that tests can replace the training loop
+    from serkit.engine.train import train_run
+
+    session, data = ctx.session, ctx.data
+    recipe, tr, dist = session.recipe, session.recipe.train, session.dist
+    run_id, seed = f"r{r}-f{f}", recipe.seed + r
+    seed_everything(seed * 1000 + f)
+    session.threads.refresh()
+    model, guard, init_info = _build_model(ctx, run_id)
+    main_losses, aux_losses, aux_weights = _build_losses(ctx, model)
+    optimizer = session.manager.registry.create("optimizer", recipe.optimizer).build(
+        param_groups(model, data.features.extractors, [main_losses, aux_losses])
+    )
+    if guard is not None:
+        guard.attach(optimizer)
+    train_l, val_l, test_l = (_loaders(ctx, run_id, which, seed) for which in ("train", "val", "test"))
+    label = f"run {run_no + 1}/{ctx.n_runs} (repeat {r}, fold {f})"
+    if session.init is not None:
+        whole_val = _loaders(ctx, run_id, "val", seed, 1) if dist.enabled else val_l
+        whole_test = _loaders(ctx, run_id, "test", seed, 1) if dist.enabled else test_l
+        init_info["zero_shot"] = zero_shot_baseline(
+            model, session.init, data.domains, whole_val, whole_test, ctx.model_labels, session.device
+        )
+    outcome = train_run(
+        model, main_losses, aux_losses, aux_weights, optimizer, train_l, val_l, test_l,
+        **{name: getattr(tr, name) for name in TRAIN_OPTIONS},
+        device=session.device,
+        seed=seed,
+        on_epoch_end=_epoch_reporter(session, r, f, label),  # the hook runs even with --quiet (loggers)
+        dist=dist,
+        state_file=session.run_dir / "checkpoints" / f"{run_id}.last.json",  # per-epoch resume state
+        resume=session.resume,
+        average=weight_average(model, tr),
+        metrics=session.manager.registry.metrics(),
+        callbacks=[session.manager.registry.create("callback", spec) for spec in tr.callbacks],  # fresh ones per run
+    )
+    if guard is not None:
+        init_info["frozen"] = guard.verify(outcome.state_dict)
+        if not init_info["frozen"]["identical"]:
+            raise SerkitError(f"freeze: frozen weights changed during training: {init_info['frozen']['changed']}")
+    return outcome, init_info, label
 
 
 def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
@@ -274,69 +313,17 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
         The run's record (``results.json``'s ``runs[i]``).
     """
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
-    from serkit.engine.device import seed_everything
-    from serkit.engine.init_from import zero_shot_baseline
 
-    # looked up at call time, so that tests can replace the training loop
-    from serkit.engine.train import train_run
-
-    recipe, data, tr, dist = ctx.recipe, ctx.data, ctx.recipe.train, ctx.dist
-    run_id = f"r{r}-f{f}"
-    seed = recipe.seed + r
-    state_file = ctx.run_dir / "checkpoints" / f"{run_id}.last.json"  # per-epoch resume state
-    seed_everything(seed * 1000 + f)
-    ctx.threads.refresh()
-    model, guard, init_info = _build_model(ctx, run_id)
-    main_losses, aux_losses, aux_weights = _build_losses(ctx, model)
-    optimizer = ctx.registry.create("optimizer", recipe.optimizer).build(
-        param_groups(model, data.features.extractors, [main_losses, aux_losses])
-    )
-    if guard is not None:
-        guard.attach(optimizer)
-    train_l, val_l, test_l = (_loaders(ctx, run_id, which, seed) for which in ("train", "val", "test"))
-    label = f"run {run_no + 1}/{ctx.n_runs} (repeat {r}, fold {f})"
-    if ctx.init is not None:
-        whole_val = _loaders(ctx, run_id, "val", seed, 1) if dist.enabled else val_l
-        whole_test = _loaders(ctx, run_id, "test", seed, 1) if dist.enabled else test_l
-        init_info["zero_shot"] = zero_shot_baseline(
-            model, ctx.init, data.domains, whole_val, whole_test, ctx.model_labels, ctx.device
-        )
-    outcome = train_run(
-        model,
-        main_losses,
-        aux_losses,
-        aux_weights,
-        optimizer,
-        train_l,
-        val_l,
-        test_l,
-        epochs=tr.epochs,
-        select_by=tr.select_by,
-        grad_clip=tr.grad_clip,
-        patience=tr.patience,
-        device=ctx.device,
-        seed=seed,
-        on_epoch_end=_epoch_reporter(ctx, r, f, label),  # the hook runs even with --quiet (loggers)
-        dist=dist,
-        state_file=state_file,
-        resume=ctx.resume,
-        mixup=tr.mixup,
-        average=weight_average(model, tr),
-        precision=tr.precision,
-        metrics=ctx.registry.metrics(),
-        callbacks=[ctx.registry.create("callback", spec) for spec in tr.callbacks],  # fresh ones per run
-    )
-    if guard is not None:
-        init_info["frozen"] = guard.verify(outcome.state_dict)
-        if not init_info["frozen"]["identical"]:
-            raise SerkitError(f"freeze: frozen weights changed during training: {init_info['frozen']['changed']}")
-    if ctx.main:
-        save_checkpoint(ctx.run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
-    if run_no == 0 and ctx.main:  # the fused test representations of the first run, for the t-SNE plot
-        save_embeddings(ctx.run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, data.labels)
+    session, data = ctx.session, ctx.data
+    run_id, seed, run_dir = f"r{r}-f{f}", session.recipe.seed + r, session.run_dir
+    outcome, init_info, label = _train(ctx, run_no, r, f)
+    if session.main:
+        save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
+    if run_no == 0 and session.main:  # the fused test representations of the first run, for the t-SNE plot
+        save_embeddings(run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, data.labels)
     reference: dict[str, Any] = {}
-    if ctx.main:
-        reference = reference_of_run(recipe.reference, data.domains, data.splits, run_id, ctx.pooled, seed)
+    if session.main:
+        reference = reference_of_run(session.recipe.reference, data.domains, data.splits, run_id, ctx.pooled, seed)
     record = _record(run_id, r, f, seed, outcome, reference, init_info)
     tests = " ".join(
         f"{d}: UA {m['ua']:.3f} WA {m['wa']:.3f}"
@@ -344,10 +331,10 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
         for d, m in outcome.test.items()
     )
     resumed = f" (resumed after epoch {outcome.resumed_from})" if outcome.resumed_from else ""
-    ctx.console.print(f"  {label}: best epoch {outcome.best_epoch}{resumed}, test {tests}")
-    if ctx.main:
-        atomic_write_json(ctx.run_dir / "runs" / f"{run_id}.json", record)  # lets --resume keep this run
-        delete_train_state(state_file)  # the finished run needs no epoch state
+    session.console.print(f"  {label}: best epoch {outcome.best_epoch}{resumed}, test {tests}")
+    if session.main:
+        atomic_write_json(run_dir / "runs" / f"{run_id}.json", record)  # lets --resume keep this run
+        delete_train_state(run_dir / "checkpoints" / f"{run_id}.last.json")  # the finished run needs no epoch state
     return record
 
 

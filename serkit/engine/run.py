@@ -17,7 +17,6 @@ import platform
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import yaml
 from serkit.data.splits import Split
 from serkit.engine.precheck import check_protocol
 from serkit.engine.prepare import DomainData, Features, Prepared, load_domains, prepare
+from serkit.engine.session import Session
 from serkit.io import atomic_write_json, atomic_write_text
 from serkit.paths import cache_dir
 from serkit.plugins import get_plugin_manager
@@ -124,46 +124,6 @@ def run_recipe(
             recipe, out=out, source=source, progress=progress, resume=resume, dist=dist, active=active,
             overwrite=overwrite, folder=folder,
         )
-
-
-@dataclass
-class Session:
-    """This process's part of one ``serkit run``: the recipe, where it writes, and how it runs.
-
-    Attributes:
-        recipe: the validated recipe (with ``init_from``'s heads merged in).
-        source: where the recipe came from (its path), for messages.
-        run_dir: the run folder.
-        resolved: the resolved recipe (``recipe.yaml``).
-        dist: this process's :class:`~serkit.engine.distributed.DistContext`.
-        console: where progress is printed (quiet on ranks other than 0).
-        manager: the plugin manager (registry and hooks).
-        device: the torch device.
-        threads: the CPU thread budget (:mod:`serkit.engine.threads`).
-        init: ``init_from``'s initial run, or None.
-        raw: domain -> the dataset's utterances (:func:`serkit.engine.prepare.load_domains`).
-        progress: print progress.
-        resume: continue the run in ``run_dir``.
-    """
-
-    recipe: Any
-    source: str
-    run_dir: Path
-    resolved: dict[str, Any]
-    dist: Any
-    console: Any
-    manager: Any
-    device: Any
-    threads: Any
-    init: Any
-    raw: dict[str, Any]
-    progress: bool
-    resume: bool
-
-    @property
-    def main(self) -> bool:
-        """Whether this process is rank 0: it alone writes the run folder, prints and calls the run hooks."""
-        return bool(self.dist.is_main)
 
 
 def _start(
@@ -289,11 +249,7 @@ def _fit_all(
     memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
     streams = [s.name for s in data.features.streams]
     pooled = PooledInputs(data.domains, data.features.stores, data.norms, memory, streams)  # the linear reference's
-    ctx = FitContext(
-        recipe, session.manager.registry, data, run_dir, session.device, dist, session.console, session.manager.hook,
-        session.threads, session.progress, session.resume, session.init, model_labels, model_head_of, memory, pooled,
-        len(data.plan),
-    )
+    ctx = FitContext(session, data, model_labels, model_head_of, memory, pooled, len(data.plan))
     outcomes: list[dict[str, Any]] = []
     for run_no, (r, f) in enumerate(data.plan):
         run_id = f"r{r}-f{f}"

@@ -12,6 +12,7 @@ from serkit.interfaces.base import Component
 
 if TYPE_CHECKING:
     import numpy as np
+    from torch import nn
 
 __all__ = ["Extractor"]
 
@@ -35,6 +36,11 @@ class Extractor(Component):
       (e.g. ``ge2e``): the workers run ``prepare`` (preprocessing without the model, its
       result picklable) and the calling process runs the model on batches of prepared
       items; ``extract_prepared([prepare(w)])[0]`` must equal ``extract(w)``.
+
+    Fine-tuning (e.g. ``ge2e`` with ``finetune: true``): a :attr:`trainable` extractor
+    caches the *inputs* of its network instead of features, and :meth:`build_trainable`
+    gives the network, which takes the encoder's place in the model and trains at
+    ``lr * lr_scale``.
 
     :class:`serkit.testing.extractor_contract.ExtractorContract` checks an extractor
     against these rules.
@@ -72,6 +78,22 @@ class Extractor(Component):
         (``weighted_layers``) can split the features.
         """
         return 1
+
+    @property
+    def trainable(self) -> bool:
+        """Whether the extractor is fine-tuned: its cached features are the inputs of :meth:`build_trainable`'s
+        network, which the model trains in place of an encoder (default False)."""
+        return False
+
+    @property
+    def lr_scale(self) -> float:
+        """Multiplier of the recipe's learning rate for the network of a :attr:`trainable` extractor."""
+        return 1.0
+
+    def build_trainable(self) -> nn.Module:
+        """The network of a :attr:`trainable` extractor: the cached inputs ``(B, L, dim)`` + lengths -> ``(B,
+        out_dim)``, with an integer ``out_dim`` (the contract of an encoder's network)."""
+        raise NotImplementedError(f"extractor '{self.name}' is not trainable")
 
     @abstractmethod
     def extract(self, wav: np.ndarray) -> np.ndarray:
