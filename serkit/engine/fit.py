@@ -177,6 +177,8 @@ def _build_model(ctx: FitContext, run_id: str) -> tuple[Any, Any, dict[str, Any]
             {d: data.splits[d][run_id].train for d in data.domains},
             features.stores,
             keep=inherited,
+            speaker_norms=data.norms,
+            speakers={d: [u.speaker for u in dd.utterances] for d, dd in data.domains.items()},
         )
     return model, guard, init_info
 

@@ -112,3 +112,42 @@ def test_init_from_refuses_a_different_standardisation(tmp_path: Path, capsys: p
     args = ["adapt", str(base), "--domain", "xc", "--dataset", "synthetic", "--set", "data.standardize=domain"]
     assert run_cli([*args, "--out", str(tmp_path / "a"), "--quiet"]) == 2
     assert "data.standardize: 'global' in the run, 'domain' in the recipe" in capsys.readouterr().err
+
+
+def test_with_speaker_norm_the_statistics_are_of_the_speaker_normalised_features() -> None:
+    """The loaders standardise per speaker first: the model's statistics must be of what it is fed."""
+    from serkit.engine.standardize import fit_standardize
+    from serkit.nn.standardize import Standardize
+
+    rng = np.random.default_rng(0)
+    arrays = {f"k{i}": (rng.standard_normal((5, 2)) * 3 + 10 * (i % 2)).astype(np.float32) for i in range(6)}
+
+    class Store:
+        def get(self, key: str) -> np.ndarray:
+            return arrays[key]
+
+    speakers = ["a", "b", "a", "b", "a", "b"]  # speaker b's frames sit 10 higher
+    per_speaker = {}
+    for spk in "ab":
+        frames = np.concatenate([arrays[f"k{i}"] for i in range(6) if speakers[i] == spk]).astype(np.float64)
+        per_speaker[spk] = (frames.mean(0), frames.std(0))
+
+    class Model:
+        norms = {"*": {"s": Standardize(2)}}
+
+    model = Model()
+    fit_standardize(
+        model,
+        {"d": {"s": list(arrays)}},
+        {"d": [0, 1, 2, 3]},
+        {"s": Store()},
+        speaker_norms={"d": {"s": per_speaker}},
+        speakers={"d": speakers},
+    )
+    fed = np.concatenate(
+        [(arrays[f"k{i}"] - per_speaker[speakers[i]][0]) / per_speaker[speakers[i]][1] for i in range(4)]
+    )
+    norm = model.norms["*"]["s"]
+    np.testing.assert_allclose(norm.mean.numpy(), fed.mean(0), atol=1e-5)
+    np.testing.assert_allclose(norm.std.numpy(), fed.std(0), atol=1e-5)
+    assert abs(float(norm.mean[0])) < 1.0  # not the raw mean (~5: half the frames are 10 higher)
