@@ -28,6 +28,8 @@ def _with_installed_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
 def _skip_without_plugin(path: Path) -> None:
     if "type: urdu" in path.read_text() and ("dataset", "urdu") not in get_registry():
         pytest.skip("serkit-plugin-urdu is not installed (make test installs it)")
+    if "type: opensmile" in path.read_text() and ("extractor", "opensmile") not in get_registry():
+        pytest.skip("serkit-plugin-opensmile is not installed (make test installs it)")
 
 
 def test_recipes_exist() -> None:
