@@ -133,7 +133,8 @@ def test_with_speaker_norm_the_statistics_are_of_the_speaker_normalised_features
         per_speaker[spk] = (frames.mean(0), frames.std(0))
 
     class Model:
-        norms = {"*": {"s": Standardize(2)}}
+        def __init__(self) -> None:
+            self.norms = {"*": {"s": Standardize(2)}}
 
     model = Model()
     fit_standardize(
