@@ -112,6 +112,12 @@ class SpeakerProtocol(Section):
     folds: list[int] | None = Field(
         None, description="Run only these folds (0-based); default: every fold."
     )
+    reshuffle: bool = Field(
+        True,
+        description="Draw a new speaker partition for each repeat (repeated k-fold: repeat r "
+        "uses seed + r); false keeps the first repeat's partition, so repeats only re-draw "
+        "validation speakers and model seeds.",
+    )
 
     @field_validator("k")
     @classmethod

@@ -413,6 +413,8 @@ def _split_of(
     if proto.type == "random":
         s = random_split(labels, test=proto.test, val=proto.val, seed=recipe.seed + r)
     elif proto.type == "speaker":
+        if proto.reshuffle and r > 0:  # repeated k-fold: each repeat has its own partition
+            folds = speaker_folds([u.speaker for u in dd.utterances], proto.k, seed=recipe.seed + r)
         test_spk = folds[f % len(folds)]
         s = speaker_split(
             labels, [u.speaker for u in dd.utterances], test_spk, val_speakers=proto.val_speakers, seed=seed

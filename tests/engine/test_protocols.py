@@ -5,10 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from serkit.data.splits import holdout_split, predefined_splits
+from serkit.config.recipe import validate_recipe_data
+from serkit.data.splits import holdout_split, predefined_splits, speaker_folds
+from serkit.data.utterance import Utterance
+from serkit.engine.prepare import DomainData, plan_splits
 from serkit.errors import DatasetError
 from serkit.testing.cli import run_cli
 
@@ -158,3 +162,43 @@ def test_shots_limit_training_and_leave_test_untouched(tmp_path: Path) -> None:
         assert [r["id"] for r in few if r[run_id] == "test"] == [r["id"] for r in all_ if r[run_id] == "test"]
     draws = [{r["id"] for r in few if r[rid] == "train"} for rid in ("r0-f0", "r1-f0")]
     assert draws[0] != draws[1]
+
+
+def _speaker_plan(reshuffle: bool) -> dict[str, Any]:
+    """Test speakers per run of a 3-repeat, 4-fold speaker protocol on 12 equal speakers."""
+    r = validate_recipe_data(
+        {
+            "name": "folds",
+            "seed": 0,
+            "repeats": 3,
+            "protocol": {"type": "speaker", "k": 4, "reshuffle": reshuffle},
+            "domains": {"xa": {"dataset": {"type": "manifest", "path": "m.csv", "check_files": False}}},
+            "features": {"m": {"extractor": {"type": "mfcc"}, "encoder": {"type": "mean_pool"}}},
+        }
+    )
+    labels = ("angry", "sad")
+    utts = [Utterance(f"s{s}-{i}", f"/x/{s}/{i}.wav", labels[i % 2], f"s{s:02d}") for s in range(12) for i in range(4)]
+    _, splits = plan_splits(r, {"xa": DomainData(utts, ["angry", "sad"], {})}, {"xa": ["angry", "sad"]})
+    return {
+        run: frozenset(utts[i].speaker for i in s.test) for run, s in splits["xa"].items()
+    } | {"_utts": utts, "_splits": splits["xa"]}
+
+
+def test_speaker_repeats_draw_a_new_partition_each_unless_told_not_to() -> None:
+    for reshuffle in (True, False):
+        tests = _speaker_plan(reshuffle)
+        for r in range(3):
+            parts = [tests[f"r{r}-f{f}"] for f in range(4)]
+            assert sorted(s for p in parts for s in p) == [f"s{s:02d}" for s in range(12)]  # a partition
+            for f in range(4):
+                s = tests["_splits"][f"r{r}-f{f}"]
+                spk = {name: {tests["_utts"][i].speaker for i in getattr(s, name)} for name in ("train", "val", "test")}
+                assert not (spk["train"] & spk["val"] or spk["train"] & spk["test"] or spk["val"] & spk["test"])
+        partitions = [frozenset(tests[f"r{r}-f{f}"] for f in range(4)) for r in range(3)]
+        if reshuffle:  # repeated k-fold: repeat r partitions with seed + r
+            assert len(set(partitions)) == 3
+            assert partitions[1] == frozenset(
+                frozenset(fold) for fold in speaker_folds([f"s{s:02d}" for s in range(12) for _ in range(4)], 4, seed=1)
+            )
+        else:
+            assert len(set(partitions)) == 1
