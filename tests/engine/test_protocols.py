@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -164,8 +163,11 @@ def test_shots_limit_training_and_leave_test_untouched(tmp_path: Path) -> None:
     assert draws[0] != draws[1]
 
 
-def _speaker_plan(reshuffle: bool) -> dict[str, Any]:
-    """Test speakers per run of a 3-repeat, 4-fold speaker protocol on 12 equal speakers."""
+SPEAKERS = [f"s{s:02d}" for s in range(12)]
+
+
+def _speaker_sets(reshuffle: bool) -> dict[str, dict[str, set[str]]]:
+    """Run id -> set name -> its speakers, for a 3-repeat, 4-fold speaker protocol on 12 equal speakers."""
     r = validate_recipe_data(
         {
             "name": "folds",
@@ -176,29 +178,29 @@ def _speaker_plan(reshuffle: bool) -> dict[str, Any]:
             "features": {"m": {"extractor": {"type": "mfcc"}, "encoder": {"type": "mean_pool"}}},
         }
     )
-    labels = ("angry", "sad")
-    utts = [Utterance(f"s{s}-{i}", f"/x/{s}/{i}.wav", labels[i % 2], f"s{s:02d}") for s in range(12) for i in range(4)]
-    _, splits = plan_splits(r, {"xa": DomainData(utts, ["angry", "sad"], {})}, {"xa": ["angry", "sad"]})
+    labels = ["angry", "sad"]
+    utts = [Utterance(f"{spk}-{i}", f"/x/{spk}/{i}.wav", labels[i % 2], spk) for spk in SPEAKERS for i in range(4)]
+    _, splits = plan_splits(r, {"xa": DomainData(utts, labels, {})}, {"xa": labels})
     return {
-        run: frozenset(utts[i].speaker for i in s.test) for run, s in splits["xa"].items()
-    } | {"_utts": utts, "_splits": splits["xa"]}
+        run: {name: {utts[i].speaker for i in getattr(s, name)} for name in ("train", "val", "test")}
+        for run, s in splits["xa"].items()
+    }
 
 
 def test_speaker_repeats_draw_a_new_partition_each_unless_told_not_to() -> None:
     for reshuffle in (True, False):
-        tests = _speaker_plan(reshuffle)
+        sets = _speaker_sets(reshuffle)
+        partitions = []
         for r in range(3):
-            parts = [tests[f"r{r}-f{f}"] for f in range(4)]
-            assert sorted(s for p in parts for s in p) == [f"s{s:02d}" for s in range(12)]  # a partition
+            tests = [frozenset(sets[f"r{r}-f{f}"]["test"]) for f in range(4)]
+            assert sorted(s for t in tests for s in t) == SPEAKERS  # a partition
             for f in range(4):
-                s = tests["_splits"][f"r{r}-f{f}"]
-                spk = {name: {tests["_utts"][i].speaker for i in getattr(s, name)} for name in ("train", "val", "test")}
+                spk = sets[f"r{r}-f{f}"]
                 assert not (spk["train"] & spk["val"] or spk["train"] & spk["test"] or spk["val"] & spk["test"])
-        partitions = [frozenset(tests[f"r{r}-f{f}"] for f in range(4)) for r in range(3)]
+            partitions.append(frozenset(tests))
         if reshuffle:  # repeated k-fold: repeat r partitions with seed + r
             assert len(set(partitions)) == 3
-            assert partitions[1] == frozenset(
-                frozenset(fold) for fold in speaker_folds([f"s{s:02d}" for s in range(12) for _ in range(4)], 4, seed=1)
-            )
+            expected = speaker_folds([s for s in SPEAKERS for _ in range(4)], 4, seed=1)
+            assert partitions[1] == frozenset(frozenset(fold) for fold in expected)
         else:
             assert len(set(partitions)) == 1
