@@ -35,7 +35,6 @@ __all__ = [
     "collate",
     "domain_schedule",
     "make_loader",
-    "speaker_stats",
 ]
 
 
@@ -166,35 +165,6 @@ class FeatureDataset(Dataset):
             mean, std = per_speaker[self.speakers[pos]]  # type: ignore[index]
             feats[s] = ((feats[s] - mean) / std).astype(np.float32, copy=False)
         return feats, self.targets[pos], pos
-
-
-def speaker_stats(
-    keys: Sequence[str], speakers: Sequence[str], store: FeatureStore, eps: float = 1e-5
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per-speaker mean and std of one stream (over utterances, or over all frames).
-
-    Args:
-        keys: store key per utterance.
-        speakers: speaker per utterance.
-
-    Returns:
-        speaker -> ``(mean (d,), std (d,))`` with ``std >= eps``.
-    """
-    sums: dict[str, np.ndarray] = {}
-    sq: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    for key, spk in zip(keys, speakers, strict=True):
-        x = store.get(key).astype(np.float64)
-        x2 = x.reshape(-1, x.shape[-1])
-        sums[spk] = sums.get(spk, 0.0) + x2.sum(axis=0)
-        sq[spk] = sq.get(spk, 0.0) + (x2**2).sum(axis=0)
-        counts[spk] = counts.get(spk, 0) + x2.shape[0]
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for spk, n in counts.items():
-        mean = sums[spk] / n
-        var = np.maximum(sq[spk] / n - mean**2, 0.0)
-        out[spk] = (mean.astype(np.float32), np.maximum(np.sqrt(var), eps).astype(np.float32))
-    return out
 
 
 def collate(items: Sequence[tuple[dict[str, np.ndarray], int, int]], domain: str) -> Batch:

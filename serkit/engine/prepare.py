@@ -344,7 +344,7 @@ def speaker_norms(
     recipe: Any, domains: dict[str, DomainData], stores: dict[str, Any], own_labels: dict[str, list[str]], console: Any
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """Per-domain, per-stream, per-speaker statistics for speaker normalisation."""
-    from serkit.engine.data import speaker_stats
+    from serkit.engine.speaker_norm import speaker_stats
 
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for d, dd in domains.items():

@@ -1,6 +1,6 @@
 """A run's ``data.speaker_norm`` statistics: written by training, read by :func:`serkit.load_model`.
 
-Training standardises every stream per speaker (:func:`serkit.engine.data.speaker_stats`);
+Training standardises every stream per speaker (:func:`speaker_stats`);
 the statistics it used go into the run folder (``checkpoints/speaker_norm.safetensors``
 and ``.json``, :data:`serkit.engine.run_folder.SPEAKER_NORM_FILES`, no pickle), so that a
 loaded model standardises new audio of known speakers exactly as in training.
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +31,10 @@ __all__ = [
     "StatsAccumulator",
     "load_speaker_norm",
     "save_speaker_norm",
+    "speaker_stats",
 ]
 
-#: The std floor of the statistics (:func:`serkit.engine.data.speaker_stats`'s default).
+#: The std floor of the statistics (:func:`speaker_stats`'s default).
 SPEAKER_NORM_EPS = 1e-5
 
 
@@ -44,9 +45,9 @@ Norms = dict[int, dict[str, Stats]]  # input index -> stream id -> stats
 class StatsAccumulator:
     """Per-speaker mean and std of feature arrays, added one utterance at a time.
 
-    The arithmetic of :func:`serkit.engine.data.speaker_stats` (float64 sums over
-    utterances, or over every frame of sequences), so the same features added in the same
-    order give bit-identical statistics.
+    Float64 sums over utterances, or over every frame of sequences; :func:`speaker_stats`
+    is this over a store, so the same features added in the same order give bit-identical
+    statistics.
     """
 
     def __init__(self) -> None:
@@ -70,6 +71,24 @@ class StatsAccumulator:
             var = np.maximum(self.squares[spk] / n - mean**2, 0.0)
             out[spk] = (mean.astype(np.float32), np.maximum(np.sqrt(var), eps).astype(np.float32))
         return out
+
+
+def speaker_stats(
+    keys: Sequence[str], speakers: Sequence[str], store: Any, eps: float = SPEAKER_NORM_EPS
+) -> dict[str, Stats]:
+    """Per-speaker mean and std of one stream of a feature store (over utterances, or over all frames).
+
+    Args:
+        keys: store key per utterance.
+        speakers: speaker per utterance.
+
+    Returns:
+        speaker -> ``(mean (d,), std (d,))`` with ``std >= eps``.
+    """
+    acc = StatsAccumulator()
+    for key, spk in zip(keys, speakers, strict=True):
+        acc.add(spk, store.get(key))
+    return acc.result(eps)
 
 
 @dataclass(frozen=True)
@@ -129,7 +148,6 @@ def save_speaker_norm(
     """
     from safetensors.numpy import save
 
-    from serkit.engine.data import speaker_stats
     from serkit.io import atomic_write_bytes, atomic_write_json
 
     tensors: dict[str, np.ndarray] = {}

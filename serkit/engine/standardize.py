@@ -37,8 +37,6 @@ def fit_standardize(
     Returns:
         norm key -> the domains whose training data fitted it.
     """
-    from serkit.engine.data import speaker_stats
-
     keep = set(keep)
     fitted: dict[str, list[str]] = {}
     for key, per_stream in model.norms.items():
@@ -48,18 +46,13 @@ def fit_standardize(
         if not domains:
             continue
         for sid, norm in per_stream.items():
-            spk_norms = speaker_norms or {}
-            if any(spk_norms.get(d) for d in domains):
-                mean, std = _normalised_stats(sid, domains, keys, train, stores[sid], spk_norms, speakers or {})
-            else:
-                ks = [keys[d][sid][i] for d in domains for i in train[d]]
-                mean, std = speaker_stats(ks, ["*"] * len(ks), stores[sid])["*"]
+            mean, std = _fed_stats(sid, domains, keys, train, stores[sid], speaker_norms or {}, speakers or {})
             norm.set_stats(torch.from_numpy(mean), torch.from_numpy(std))
         fitted[key] = domains
     return fitted
 
 
-def _normalised_stats(
+def _fed_stats(
     sid: str,
     domains: Sequence[str],
     keys: Mapping[str, Mapping[str, Sequence[str]]],
@@ -67,14 +60,15 @@ def _normalised_stats(
     store: Any,
     speaker_norms: Mapping[str, Mapping[str, Mapping[str, tuple[np.ndarray, np.ndarray]]]],
     speakers: Mapping[str, Sequence[str]],
-    eps: float = 1e-5,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std ``(d,)`` float32 of one stream's training features as the model sees them.
+    """Mean and std ``(d,)`` float32 of one stream's training features as the model is fed them.
 
     Features of domains with speaker statistics are standardised per speaker first (as the
     loaders do); sequences count every frame.
     """
-    total, total_sq, count = 0.0, 0.0, 0
+    from serkit.engine.speaker_norm import StatsAccumulator
+
+    acc = StatsAccumulator()
     for d in domains:
         per_speaker = (speaker_norms.get(d) or {}).get(sid)
         for i in train[d]:
@@ -82,10 +76,5 @@ def _normalised_stats(
             if per_speaker is not None:
                 mean, std = per_speaker[speakers[d][i]]
                 x = (x - mean) / std
-            x = x.reshape(-1, x.shape[-1])
-            total = total + x.sum(axis=0)
-            total_sq = total_sq + (x**2).sum(axis=0)
-            count += x.shape[0]
-    mean = total / max(count, 1)
-    std = np.sqrt(np.maximum(total_sq / max(count, 1) - mean**2, 0.0))
-    return mean.astype(np.float32), np.maximum(std, eps).astype(np.float32)
+            acc.add("*", x)
+    return acc.result()["*"]

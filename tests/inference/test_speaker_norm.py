@@ -147,7 +147,7 @@ def test_global_stats_and_errors(run: Path) -> None:
 
 
 def test_statistics_equal_training_arithmetic_bit_for_bit() -> None:
-    from serkit.engine.data import speaker_stats
+    from serkit.engine.speaker_norm import speaker_stats
     from serkit.engine.speaker_norm import StatsAccumulator
 
     rng = np.random.default_rng(0)
