@@ -121,7 +121,7 @@ def run(
     recipe = resolve_recipe(recipe)
     rec, _ = load_recipe(recipe, overrides, unset=unset)
     if nproc is not None:  # the recipe is valid: start the ranks, each runs this command without --nproc
-        from serkit.engine.distributed import check_gpus, launch
+        from serkit.engine.distributed import launch
 
         args = [a for n in (ctx.parent.params.get("no_plugin", ()) if ctx.parent else ()) for a in ("--no-plugin", n)]
         args.append("run")
@@ -130,8 +130,7 @@ def run(
         args += ["--resume", str(resume)] if resume is not None else (["--out", str(out)] if out else [])
         args += ["--overwrite"] if overwrite else []
         args += ["--quiet"] if quiet else []
-        check_gpus(nproc, rec.device)  # one GPU per process on CUDA: say so before starting any
-        code = launch(nproc, args)
+        code = launch(nproc, args, device=rec.device)  # on CUDA, checks one GPU per process first
         if code:
             raise SystemExit(code)
         return

@@ -19,7 +19,7 @@ import time
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -31,6 +31,9 @@ from serkit.io import atomic_write_json, atomic_write_text
 from serkit.paths import cache_dir
 from serkit.plugins import get_plugin_manager
 from serkit.version import __version__
+
+if TYPE_CHECKING:
+    from serkit.engine.run_folder import RunFolder
 
 __all__ = ["default_run_dir", "run_recipe"]
 
@@ -128,7 +131,7 @@ def run_recipe(
 
 def _start(
     recipe: Any, *, out: Path | None, source: str, progress: bool, resume: bool, dist: Any, active: Any,
-    overwrite: bool, folder: Any,
+    overwrite: bool, folder: RunFolder,
 ) -> Session:
     """Load the datasets, claim the run folder and write its recipe and environment; the run hook ``start``."""
     from serkit.engine.device import resolve_device
@@ -152,8 +155,8 @@ def _start(
     check_protocol(recipe, raw)  # folds that cannot be made stop it before feature extraction
     run_dir = dist.broadcast_object(Path(out) if out is not None else default_run_dir(recipe.name))
     resolved = recipe.model_dump(mode="json")
-    if folder is not None:  # refuses a folder holding another run (or, resuming, another recipe)
-        folder.claim(dist, run_dir, resolved, resume=resume, overwrite=overwrite)
+    # refuses a folder holding another run (or, resuming, another recipe)
+    folder.claim(dist, run_dir, resolved, resume=resume, overwrite=overwrite)
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run_dir / "recipe.yaml", yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True))
@@ -171,7 +174,7 @@ def _start(
     )
 
 
-def _prepare(session: Session, folder: Any) -> tuple[Prepared, Any, Any]:
+def _prepare(session: Session, folder: RunFolder) -> tuple[Prepared, Any, Any]:
     """The run's data (:func:`~serkit.engine.prepare.prepare`), and what rank 0 writes of it.
 
     Returns:
@@ -180,8 +183,7 @@ def _prepare(session: Session, folder: Any) -> tuple[Prepared, Any, Any]:
     run_dir, console, main = session.run_dir, session.console, session.main
 
     def extracted(features: Features) -> None:
-        if folder is not None:
-            folder.record_extraction(features.extraction)
+        folder.record_extraction(features.extraction)
         if features.bad and main:
             bad = features.bad
             atomic_write_json(run_dir / "bad_files.json", [{"path": p, **v} for p, v in sorted(bad.items())])
@@ -271,7 +273,7 @@ def _fit_all(
 
 
 def _finish(
-    session: Session, data: Prepared, outcomes: list[dict[str, Any]], audit: Any, prov: Any, folder: Any,
+    session: Session, data: Prepared, outcomes: list[dict[str, Any]], audit: Any, prov: Any, folder: RunFolder,
     started: datetime, t0: float,
 ) -> dict[str, Any]:
     """``results.json``, ``report.md``, ``report.html`` and the plots; the run hook ``end``. Rank 0 only."""
@@ -298,10 +300,10 @@ def _finish(
             if any(sp.test for sp in data.splits[d].values())
         },
         runs=outcomes,
-        extraction=folder.total_extraction(extraction) if folder is not None else extraction,  # all sessions
+        extraction=folder.total_extraction(extraction),  # all sessions
         n_bad_files=len(data.features.bad),
         started=started.isoformat(timespec="seconds"),
-        wall_seconds=(folder.total_seconds if folder is not None else float)(time.perf_counter() - t0),
+        wall_seconds=folder.total_seconds(time.perf_counter() - t0),
         device=str(session.device),
     )
     if session.init is not None:
@@ -345,8 +347,8 @@ def _run_recipe(
     resume: bool,
     dist: Any,
     active: Any,
-    overwrite: bool = False,
-    folder: Any = None,
+    overwrite: bool,
+    folder: RunFolder,
 ) -> Path:
     """Run a validated recipe end to end; returns the run folder.
 
