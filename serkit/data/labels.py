@@ -52,9 +52,14 @@ _ALIASES: dict[str, str] = {
 
 
 def _with_plugin_aliases(manager: Any) -> dict[str, str]:
+    """The built-in aliases plus the plugins'; a failing hook keeps those read before it
+    (the result is cached either way, so a broken plugin is not asked again per label)."""
     aliases = dict(_ALIASES)
-    for extra in manager.hook.serkit_label_aliases():
-        aliases.update({k.lower(): v for k, v in (extra or {}).items()})
+    try:
+        for extra in manager.hook.serkit_label_aliases():
+            aliases.update({k.lower(): v for k, v in (extra or {}).items()})
+    except Exception:  # label mapping must work even with a broken plugin
+        pass
     return aliases
 
 
@@ -67,7 +72,7 @@ def label_aliases() -> dict[str, str]:
         from serkit.plugins import get_plugin_manager
 
         return get_plugin_manager().cached("label_aliases", _with_plugin_aliases)
-    except Exception:  # label mapping must work even before/without plugins
+    except Exception:  # label mapping must work even before/without a plugin manager
         return dict(_ALIASES)
 
 
