@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:  # numpy is imported where audio is augmented, not when recipes are read
+    import numpy as np
 
 __all__ = ["NoiseSpec", "SpeedSpec", "WaveAugmentSpec", "apply_augment", "augment_tag"]
 
@@ -65,6 +67,8 @@ def augment_fingerprint(spec: SpeedSpec | NoiseSpec) -> str:
 
 def _pink(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-variance pink (1/f power) noise of ``n`` samples, shaped in the frequency domain."""
+    import numpy as np
+
     spectrum = rng.standard_normal(n // 2 + 1) + 1j * rng.standard_normal(n // 2 + 1)
     freqs = np.arange(n // 2 + 1, dtype=np.float64)
     freqs[0] = 1.0
@@ -78,6 +82,8 @@ def apply_augment(wav: np.ndarray, sample_rate: int, spec: SpeedSpec | NoiseSpec
     Deterministic: the noise generator is seeded with a CRC-32 of the samples (plus
     ``spec.seed``), so a file gives the same copy in every run and every process.
     """
+    import numpy as np
+
     wav = np.asarray(wav, dtype=np.float32)
     if isinstance(spec, SpeedSpec):
         import soxr
