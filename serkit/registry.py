@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from serkit.errors import PluginError, RecipeError
 from serkit.interfaces import KINDS, Component, ComponentParams
-from serkit.interfaces.metric import BUILTIN_METRICS, METRIC_NAME_RE, Metric
+from serkit.interfaces.metric import BUILTIN_METRICS, Metric
 
 __all__ = ["Registry", "RegistryEntry", "closest"]
 
@@ -92,7 +92,7 @@ class Registry:
         where = f"plugin '{plugin}' (distribution {dist})"
         if not isinstance(metric, Metric):
             raise PluginError(f"{where}: register_metric takes a serkit.interfaces.metric.Metric; got {metric!r}")
-        if not METRIC_NAME_RE.match(metric.name):
+        if not _NAME_RE.match(metric.name):
             raise PluginError(f"{where}: metric name {metric.name!r}; expected snake_case like 'balanced_error'")
         if metric.compute is None:
             raise PluginError(f"{where}: metric {metric.name!r} has no compute function")

@@ -22,7 +22,6 @@ and recipes may then say ``train: {select_by: val_ber}``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +29,6 @@ from typing import Any
 __all__ = [
     "BUILTIN_METRICS",
     "LAST",
-    "METRIC_NAME_RE",
     "Metric",
     "selection_choices",
     "selection_metric",
@@ -39,9 +37,6 @@ __all__ = [
 
 #: ``train.select_by``'s value for "the final epoch", whatever the validation metrics say.
 LAST = "last"
-
-#: A metric's name: snake_case (it becomes ``val_<name>``).
-METRIC_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
