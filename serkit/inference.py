@@ -29,7 +29,13 @@ from typing import TYPE_CHECKING, Any, Literal, Union, overload
 
 import numpy as np
 
-from serkit.engine.run_folder import SPEAKER_NORM_FILES
+from serkit.engine.run_folder import (
+    SPEAKER_NORM_FILES,
+    best_checkpoint,
+    finished_checkpoints,
+    read_model_description,
+    verify_export,
+)
 from serkit.engine.speaker_norm import Norms, SpeakerNorm, StatsAccumulator, load_speaker_norm
 from serkit.errors import AudioError, ModelError, SerkitError
 
@@ -194,7 +200,6 @@ def load_model(
     from serkit.engine.data import StreamInfo
     from serkit.engine.device import resolve_device
     from serkit.engine.model import build_model
-    from serkit.engine.run_folder import best_checkpoint, finished_checkpoints, read_model_description, verify_export
     from serkit.errors import RecipeError
     from serkit.plugins import get_plugin_manager
 

@@ -90,7 +90,6 @@ def load_init_source(run: str | Path, checkpoint: str = "best") -> InitSource:
     ckpt_dir = root / "checkpoints"
     info = read_model_description(ckpt_dir)
     available = finished_checkpoints(ckpt_dir)
-    available = [a for a in available if not a.endswith(".last")]
     if not available:
         raise ModelError(f"init_from: {ckpt_dir} has no checkpoints (*.safetensors)")
     if checkpoint == "best":
