@@ -13,7 +13,7 @@ nothing into the run folder; the run does (bad files, splits, speaker statistics
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -331,12 +331,22 @@ def label_coverage(pairs: list[tuple[str, str]]) -> float:
     spontaneous speech whose speakers show one or two emotions (per-speaker
     standardisation then removes emotion along with the speaker).
     """
-    labels = {lab for _, lab in pairs}
+    return _coverage(_labels_by_speaker(pairs))
+
+
+def _labels_by_speaker(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """speaker -> the labels of its utterances."""
     by_speaker: dict[str, set[str]] = {}
     for spk, lab in pairs:
         by_speaker.setdefault(spk, set()).add(lab)
+    return by_speaker
+
+
+def _coverage(by_speaker: Mapping[str, set[str]]) -> float:
+    """:func:`label_coverage` of speaker -> labels (the labels are those any speaker has)."""
     if not by_speaker:
         return 0.0
+    labels = set().union(*by_speaker.values())
     return sum(len(v) for v in by_speaker.values()) / (len(labels) * len(by_speaker))
 
 
@@ -349,15 +359,14 @@ def speaker_norms(
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for d, dd in domains.items():
         speakers = [u.speaker for u in dd.utterances]
-        by_spk: dict[str, set[str]] = {}
-        for u in dd.utterances:
-            by_spk.setdefault(u.speaker, set()).add(u.label)
+        by_spk = _labels_by_speaker((u.speaker, u.label) for u in dd.utterances)
         n_labels = len(own_labels[d])
-        low = sorted(s for s, labs in by_spk.items() if len(labs) / n_labels < recipe.data.speaker_norm_min_coverage)
         if getattr(recipe.data, "speaker_norm", True) == "auto":  # a corpus-design check (like the warning)
-            if label_coverage([(u.speaker, u.label) for u in dd.utterances]) < recipe.data.speaker_norm_auto_coverage:
+            if _coverage(by_spk) < recipe.data.speaker_norm_auto_coverage:
                 continue
-        elif low:
+        elif low := sorted(
+            s for s, labs in by_spk.items() if len(labs) / n_labels < recipe.data.speaker_norm_min_coverage
+        ):
             msg = (
                 f"speaker_norm on domain {d!r}: {len(low)} of {len(by_spk)} speakers cover less than "
                 f"{recipe.data.speaker_norm_min_coverage:.0%} of its {n_labels} labels ({', '.join(low[:8])}"
