@@ -139,6 +139,8 @@ def _sync(device: str) -> None:
 
 
 def main() -> None:
+    from serkit.builtin.extractors.hf_ssl import CPU_MAX_PADDING, CUDA_MAX_PADDING
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200, help="audio files (2-8 s each)")
     parser.add_argument("--min-seconds", type=float, default=2.0)
@@ -152,7 +154,7 @@ def main() -> None:
     parser.add_argument("--layer", default="-1", help="hf_ssl layer: an index or 'weighted'")
     parser.add_argument("--pool", default="none", choices=("none", "mean", "mean_std"))
     parser.add_argument("--max-padding", type=float, default=None,
-                        help="hf_ssl max_padding (default: 0.05 on CPU, 0.25 on CUDA)")
+                        help=f"hf_ssl max_padding (default: {CPU_MAX_PADDING} on CPU, {CUDA_MAX_PADDING} on CUDA)")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain loop (slow on CPU)")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder, deleted")
     args = parser.parse_args()
