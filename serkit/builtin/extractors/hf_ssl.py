@@ -308,14 +308,13 @@ class HfSsl(HfHiddenStates):
         for group in self._groups(lengths, budget):
             width = self._padded_length(lengths[group[0]])
             x = np.zeros((len(group), width), dtype=np.float32)
-            mask = np.zeros((len(group), width), dtype=np.int64)
             for row, j in enumerate(group):
                 x[row, : lengths[j]] = pieces[j]
-                mask[row, : lengths[j]] = 1
             inputs = torch.from_numpy(x).to(device=self._device, dtype=dtype, non_blocking=True)
             kwargs: dict[str, Any] = {"output_hidden_states": True, "return_dict": True}
             padded = any(lengths[j] < width for j in group)  # unpadded passes need no mask (faster attention)
             if padded:
+                mask = (np.arange(width) < np.array([lengths[j] for j in group])[:, None]).astype(np.int64)
                 kwargs["attention_mask"] = torch.from_numpy(mask).to(self._device, non_blocking=True)
             if padded and masked_norm is not None:
                 valid = [self._cnn_frames(lengths[j], layers=1) for j in group]
