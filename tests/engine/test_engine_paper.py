@@ -180,9 +180,9 @@ def test_recipe_rejects_an_encoder_on_a_finetuned_extractor() -> None:
 def test_speaker_stats_match_numpy_and_low_coverage_warns(tmp_path: Path) -> None:
     from rich.console import Console
 
-    from serkit.engine.speaker_norm import speaker_stats
     from serkit.engine.prepare import DomainData
     from serkit.engine.prepare import speaker_norms as _speaker_norms
+    from serkit.engine.speaker_norm import speaker_stats
     from serkit.features.store import FeatureStore
     from serkit.interfaces.base import ComponentParams
     from serkit.interfaces.extractor import Extractor

@@ -147,8 +147,7 @@ def test_global_stats_and_errors(run: Path) -> None:
 
 
 def test_statistics_equal_training_arithmetic_bit_for_bit() -> None:
-    from serkit.engine.speaker_norm import speaker_stats
-    from serkit.engine.speaker_norm import StatsAccumulator
+    from serkit.engine.speaker_norm import StatsAccumulator, speaker_stats
 
     rng = np.random.default_rng(0)
     arrays = {f"k{i}": rng.normal(3.0, 2.0, size=(rng.integers(5, 40), 7)).astype(np.float32) for i in range(9)}
