@@ -262,9 +262,11 @@ def test_run_nproc_starts_torchrun_with_the_same_arguments(tmp_path: Path, monke
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE)
     calls: list[tuple[int, list[str]]] = []
+    devices: list[str | None] = []
 
-    def fake_launch(nproc: int, args: list[str]) -> int:
+    def fake_launch(nproc: int, args: list[str], *, device: str | None = None) -> int:
         calls.append((nproc, list(args)))
+        devices.append(device)  # the recipe's device: launch checks the GPUs before starting any rank
         return 3 if "--resume" in args else 0
 
     monkeypatch.setattr(distributed, "launch", fake_launch)
@@ -277,6 +279,7 @@ def test_run_nproc_starts_torchrun_with_the_same_arguments(tmp_path: Path, monke
     assert run_cli(["run", "--resume", str(run_dir), "--nproc", "4"]) == 3  # the ranks' exit code
     assert calls[-1] == (4, ["run", "--resume", str(run_dir)])
     assert run_cli(["run", str(recipe), "--nproc", "0"]) == 2  # click: not in the range x>=1
+    assert devices == ["cpu", "cpu"]  # the recipe says device: cpu
 
 
 def _close(a: list[float], b: list[float], rtol: float = 1e-4) -> bool:
