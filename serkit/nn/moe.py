@@ -85,9 +85,16 @@ def _check_projection(width: int, activation: str, dropout: float, where: str) -
 
 
 class _Projections(nn.Module):
-    """``[v_j: (B, k_j)]`` -> ``(B, M, width)``: per-stream ``Linear`` -> activation -> dropout."""
+    """``[v_j: (B, k_j)]`` -> ``(B, M, width)``: per-stream ``Linear`` -> activation -> dropout.
 
-    def __init__(self, dims: Sequence[int], width: int, activation: str, dropout: float) -> None:
+    With ``n_private = K > 0`` each of the ``K`` domains also has its own projection of
+    every stream, ``(K, width, k_j)`` weights and ``(K, width)`` biases stacked over domains,
+    added to the shared ``Linear`` before the activation: ``W_j v + b_j + W^k_j v + b^k_j``.
+    They start at zero (the shared model), so what a domain keeps apart from the others is
+    what its own data pull away from the shared projection, against the weight decay.
+    """
+
+    def __init__(self, dims: Sequence[int], width: int, activation: str, dropout: float, n_private: int = 0) -> None:
         super().__init__()
         layers = []
         for dim in dims:
@@ -98,9 +105,20 @@ class _Projections(nn.Module):
                 parts.append(nn.Dropout(dropout))
             layers.append(nn.Sequential(*parts))
         self.layers = nn.ModuleList(layers)
+        self.n_private = n_private
+        if n_private:  # no parameters otherwise: checkpoints without private projections load as before
+            self.private_weight = nn.ParameterList(nn.Parameter(torch.zeros(n_private, width, dim)) for dim in dims)
+            self.private_bias = nn.ParameterList(nn.Parameter(torch.zeros(n_private, width)) for _ in dims)
 
-    def forward(self, vectors: Sequence[Tensor]) -> Tensor:
-        return torch.stack([layer(v) for layer, v in zip(self.layers, vectors, strict=True)], dim=1)
+    def forward(self, vectors: Sequence[Tensor], index: int = 0) -> Tensor:
+        """``vectors[j]: (B, k_j)`` of domain number ``index`` -> ``(B, M, width)``."""
+        if not self.n_private:
+            return torch.stack([layer(v) for layer, v in zip(self.layers, vectors, strict=True)], dim=1)
+        out = []
+        for j, (layer, v) in enumerate(zip(self.layers, vectors, strict=True)):
+            z = layer[0](v) + nn.functional.linear(v, self.private_weight[j][index], self.private_bias[j][index])
+            out.append(layer[1:](z))
+        return torch.stack(out, dim=1)
 
 
 class SharedBottomNet(nn.Module):
@@ -169,10 +187,11 @@ class _GatedMixture(nn.Module):
         dropout: float,
         selector_as_expert: bool,
         gate_bias: bool,
+        private_projections: bool = False,
     ) -> None:
         super().__init__()
         self.stream_dims = _check_stream_dims(stream_dims, self.where)
-        self.domains = _check_domains(domains, self.where, required=per_domain)
+        self.domains = _check_domains(domains, self.where, required=per_domain or private_projections)
         _check_projection(width, activation, dropout, self.where)
         if selector not in self.stream_dims:
             raise ModelError(
@@ -187,7 +206,10 @@ class _GatedMixture(nn.Module):
                 f"{self.where}: no expert stream: the selector {selector!r} is the only stream "
                 "and selector_as_expert is false"
             )
-        self.projections = _Projections([self.stream_dims[sid] for sid in self.experts], width, activation, dropout)
+        n_private = len(self.domains or ()) if private_projections else 0
+        self.projections = _Projections(
+            [self.stream_dims[sid] for sid in self.experts], width, activation, dropout, n_private
+        )
         n_gates = len(self.domains or ()) if per_domain else 1
         self.gates = nn.ModuleList(
             nn.Linear(self.stream_dims[selector], len(self.experts), bias=gate_bias) for _ in range(n_gates)
@@ -197,17 +219,16 @@ class _GatedMixture(nn.Module):
         self.out_dim: int = width
 
     def _domain_index(self, domain: str) -> int:
+        """The position of ``domain`` in ``domains`` (0 without domains)."""
         if self.domains is not None and domain not in self.domains:
             raise ModelError(f"{self.where}: unknown domain {domain!r}; known: {', '.join(self.domains)}")
-        if self.domains is None or not self.per_domain:
-            return 0
-        return self.domains.index(domain)
+        return 0 if self.domains is None else self.domains.index(domain)
 
     def _experts_and_gates(self, streams: Mapping[str, Tensor], domain: str) -> tuple[int, Tensor, Tensor]:
         """``(domain index, f: (B, M, width), g: (B, M))`` for a batch of ``domain``."""
         index = self._domain_index(domain)
         check_streams(streams, self.stream_dims, self.where)
-        projected = self.projections([streams[sid] for sid in self.experts])
+        projected = self.projections([streams[sid] for sid in self.experts], index)
         gate = self.gates[index if self.per_domain else 0]
         weights = torch.softmax(gate(streams[self.selector]), dim=-1)
         return index, projected, weights
@@ -246,6 +267,8 @@ class OMoENet(_GatedMixture):
         dropout: dropout on each projected stream, in ``[0, 1)``.
         selector_as_expert: whether the selector stream is also one of the experts.
         gate_bias: whether the gate has a bias ``b`` (the paper writes ``softmax(W x)``).
+        private_projections: each domain also gets its own projection of every expert
+            stream, added to the shared one and starting at zero (needs ``domains``).
 
     Raises:
         ModelError: the selector is not a stream (the message lists them), no expert
@@ -264,6 +287,7 @@ class OMoENet(_GatedMixture):
         dropout: float = 0.0,
         selector_as_expert: bool = True,
         gate_bias: bool = True,
+        private_projections: bool = False,
     ) -> None:
         super().__init__(
             stream_dims,
@@ -275,6 +299,7 @@ class OMoENet(_GatedMixture):
             dropout=dropout,
             selector_as_expert=selector_as_expert,
             gate_bias=gate_bias,
+            private_projections=private_projections,
         )
 
 
@@ -289,7 +314,8 @@ class MMoENet(_GatedMixture):
         stream_dims: stream id -> width ``k``, in recipe order.
         selector: the stream whose vector feeds the gates.
         domains: the domain ids; one gate each (required).
-        width, activation, dropout, selector_as_expert, gate_bias: as for :class:`OMoENet`.
+        width, activation, dropout, selector_as_expert, gate_bias, private_projections: as
+            for :class:`OMoENet`.
 
     Raises:
         ModelError: as for :class:`OMoENet`; no or duplicated domains; at forward, an
@@ -308,6 +334,7 @@ class MMoENet(_GatedMixture):
         dropout: float = 0.0,
         selector_as_expert: bool = True,
         gate_bias: bool = True,
+        private_projections: bool = False,
     ) -> None:
         super().__init__(
             stream_dims,
@@ -319,6 +346,7 @@ class MMoENet(_GatedMixture):
             dropout=dropout,
             selector_as_expert=selector_as_expert,
             gate_bias=gate_bias,
+            private_projections=private_projections,
         )
 
 
@@ -346,7 +374,8 @@ class GatedNASNet(_GatedMixture):
         stream_dims: stream id -> width ``k``, in recipe order.
         selector: the stream whose vector feeds the gates.
         domains: the domain ids; one gate and one NAS layer each (required).
-        width, activation, dropout, selector_as_expert, gate_bias: as for :class:`OMoENet`.
+        width, activation, dropout, selector_as_expert, gate_bias, private_projections: as
+            for :class:`OMoENet`.
         beta: hard concrete temperature, ``> 0``.
         gamma: lower stretch end, ``< 0``.
         zeta: upper stretch end, ``> 1`` (the paper's delta).
@@ -371,6 +400,7 @@ class GatedNASNet(_GatedMixture):
         dropout: float = 0.0,
         selector_as_expert: bool = True,
         gate_bias: bool = True,
+        private_projections: bool = False,
         beta: float = 0.9,
         gamma: float = -0.1,
         zeta: float = 2.0,
@@ -387,6 +417,7 @@ class GatedNASNet(_GatedMixture):
             dropout=dropout,
             selector_as_expert=selector_as_expert,
             gate_bias=gate_bias,
+            private_projections=private_projections,
         )
         check_hard_concrete(beta, gamma, zeta, self.where)
         if isinstance(l0_weight, bool) or not isinstance(l0_weight, (int, float)) or not l0_weight >= 0:

@@ -236,6 +236,48 @@ def test_state_dict_round_trip_reproduces_the_output() -> None:
     assert torch.equal(net(x, "de").representation, other(x, "de").representation)
 
 
+# --- private projections ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [OMoENet, MMoENet, GatedNASNet], ids=["omoe", "mmoe", "gated_nas"])
+def test_private_projections_start_as_the_shared_model(cls: Callable[..., nn.Module]) -> None:
+    torch.manual_seed(0)
+    shared = cls(DIMS, "sel", DOMAINS, width=3).eval()
+    torch.manual_seed(0)
+    private = cls(DIMS, "sel", DOMAINS, width=3, private_projections=True).eval()
+    x = batch()
+    for domain in DOMAINS:
+        assert torch.equal(private(x, domain).representation, shared(x, domain).representation)
+    assert not [k for k in shared.state_dict() if "private" in k]  # old checkpoints keep their keys
+    assert private.projections.private_weight[1].shape == (2, 3, DIMS["a"])  # stacked over domains
+
+
+def test_private_projection_adds_to_the_shared_one_before_the_activation() -> None:
+    torch.manual_seed(0)
+    net = MMoENet({"a": 4}, "a", DOMAINS, width=3, activation="tanh", private_projections=True)
+    with torch.no_grad():
+        net.projections.private_weight[0][1].normal_()
+        net.projections.private_bias[0][1].normal_()
+    x = torch.randn(5, 4)
+    w, b = net.projections.private_weight[0][1], net.projections.private_bias[0][1]
+    expected = torch.tanh(linear(net.projections.layers[0], x) + x @ w.T + b)  # one expert: its gate is 1
+    assert torch.allclose(net({"a": x}, "de").representation, expected, atol=1e-6)
+    assert torch.allclose(net({"a": x}, "en").representation, torch.tanh(linear(net.projections.layers[0], x)))
+
+
+def test_a_domain_trains_only_its_own_private_projections() -> None:
+    torch.manual_seed(0)
+    net = GatedNASNet(DIMS, "sel", DOMAINS, width=3, private_projections=True)
+    net(batch(), "de").representation.sum().backward()
+    for grad in [p.grad for p in net.projections.private_weight] + [p.grad for p in net.projections.private_bias]:
+        assert grad is not None and grad[1].abs().sum() > 0 and torch.equal(grad[0], torch.zeros_like(grad[0]))
+
+
+def test_private_projections_need_domains() -> None:
+    with pytest.raises(ModelError, match="domains are required"):
+        OMoENet(DIMS, "sel", width=3, private_projections=True)
+
+
 # --- errors ----------------------------------------------------------------------------
 
 

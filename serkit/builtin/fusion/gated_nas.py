@@ -69,6 +69,7 @@ class GatedNASFusion(Fusion):
             dropout=p.dropout,
             selector_as_expert=p.selector_as_expert,
             gate_bias=p.gate_bias,
+            private_projections=p.private_projections,
             beta=p.beta,
             gamma=p.gamma,
             zeta=p.zeta,

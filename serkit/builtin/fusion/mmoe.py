@@ -42,4 +42,5 @@ class MMoEFusion(Fusion):
             dropout=p.dropout,
             selector_as_expert=p.selector_as_expert,
             gate_bias=p.gate_bias,
+            private_projections=p.private_projections,
         )

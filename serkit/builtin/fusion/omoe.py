@@ -33,6 +33,12 @@ class OMoEFusion(Fusion):
         gate_bias: bool = Field(
             True, description="Whether the gate has a bias: softmax(W x + b); the paper writes softmax(W x)."
         )
+        private_projections: bool = Field(
+            False,
+            description="Give each domain its own projection of every stream, added to the shared one and "
+            "starting at zero: a language keeps apart what its own data pull away from the shared projection "
+            "(weight decay pulls it back).",
+        )
 
     params: Params
 
@@ -50,4 +56,5 @@ class OMoEFusion(Fusion):
             dropout=p.dropout,
             selector_as_expert=p.selector_as_expert,
             gate_bias=p.gate_bias,
+            private_projections=p.private_projections,
         )
