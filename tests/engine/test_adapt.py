@@ -226,3 +226,31 @@ def test_fusion_from_rows_train_unless_frozen_by_name(base_run: Path, tmp_path: 
     assert not torch.equal(new["fusion.transitions"][2], old["fusion.transitions"][1])
     assert torch.equal(new["fusion.transitions"][:2], old["fusion.transitions"])
     assert torch.equal(new["fusion.gates.1.weight"], old["fusion.gates.1.weight"])
+
+
+def test_a_new_domain_starts_its_private_projections_at_zero_or_from_fusion_from() -> None:
+    """Unit level: private projections are stacked over domains like the NAS rows."""
+    from serkit.engine.init_from import InitSource, apply_init
+    from serkit.nn.moe import GatedNASNet
+
+    def model(domains: list[str]) -> torch.nn.Module:
+        m = torch.nn.Module()
+        m.fusion = GatedNASNet({"sel": 3, "a": 4}, "sel", domains, width=2, private_projections=True)
+        return m
+
+    torch.manual_seed(0)
+    trained = model(["en", "de"])
+    with torch.no_grad():
+        for p in trained.fusion.projections.private_weight:
+            p.normal_()
+    labels = {"en": ["a", "b"], "de": ["a", "b"]}
+    source = InitSource(Path("run"), "r0-f0", {}, [], labels, {"en": "default", "de": "default"}, trained.state_dict())
+    for fusion_from, start in ((None, None), ({"fr": "de"}, 1)):
+        new = model(["en", "de", "fr"])
+        report = apply_init(new, source, ["en", "de", "fr"], fusion_from)
+        for old_p, new_p in zip(
+            trained.fusion.projections.private_weight, new.fusion.projections.private_weight, strict=True
+        ):
+            assert torch.equal(new_p[:2], old_p)
+            assert torch.equal(new_p[2], torch.zeros_like(new_p[2]) if start is None else old_p[start])
+        assert report.rows["fusion.projections.private_weight.0"] == [0, 1]
