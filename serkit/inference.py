@@ -31,8 +31,7 @@ import numpy as np
 
 from serkit.engine.run_folder import (
     SPEAKER_NORM_FILES,
-    best_checkpoint,
-    finished_checkpoints,
+    choose_checkpoint,
     read_model_description,
     verify_export,
 )
@@ -208,13 +207,7 @@ def load_model(
     ckpt_dir = root / "checkpoints"
     model_json = ckpt_dir / "model.json"
     info = read_model_description(ckpt_dir)
-    available = finished_checkpoints(ckpt_dir)
-    if not available:
-        raise ModelError(f"{ckpt_dir}: no checkpoints (*.safetensors)")
-    if checkpoint is None:
-        checkpoint = best_checkpoint(root, available)
-    elif checkpoint not in available:
-        raise ModelError(f"unknown checkpoint {checkpoint!r} in {ckpt_dir}; available: {', '.join(available)}")
+    checkpoint = choose_checkpoint(root, checkpoint)
 
     registry = get_plugin_manager().registry
     data = _check_components(info["recipe"], registry, model_json)

@@ -81,7 +81,7 @@ def load_init_source(run: str | Path, checkpoint: str = "best") -> InitSource:
         ModelError: not a run folder, unknown checkpoint, corrupt or tampered files.
     """
     from serkit.engine.checkpoint import load_weights
-    from serkit.engine.run_folder import best_checkpoint, finished_checkpoints, read_model_description, verify_export
+    from serkit.engine.run_folder import choose_checkpoint, read_model_description, verify_export
 
     root = Path(run).expanduser().resolve()
     if not root.is_dir():
@@ -89,15 +89,10 @@ def load_init_source(run: str | Path, checkpoint: str = "best") -> InitSource:
     verify_export(root)
     ckpt_dir = root / "checkpoints"
     info = read_model_description(ckpt_dir)
-    available = finished_checkpoints(ckpt_dir)
-    if not available:
-        raise ModelError(f"init_from: {ckpt_dir} has no checkpoints (*.safetensors)")
-    if checkpoint == "best":
-        checkpoint = best_checkpoint(root, available)
-    elif checkpoint not in available:
-        raise ModelError(
-            f"init_from: unknown checkpoint {checkpoint!r} in {ckpt_dir}; available: best, {', '.join(available)}"
-        )
+    try:
+        checkpoint = choose_checkpoint(root, None if checkpoint == "best" else checkpoint)
+    except ModelError as err:
+        raise ModelError(f"init_from: {err}") from None
     return InitSource(
         run_dir=root,
         checkpoint=checkpoint,

@@ -466,6 +466,25 @@ def finished_checkpoints(ckpt_dir: Path) -> list[str]:
     return sorted(names)
 
 
+def choose_checkpoint(run_dir: Path, checkpoint: str | None) -> str:
+    """The run id of ``run_dir``'s checkpoint to load: ``checkpoint``, or the best one when
+    it is None (see :func:`best_checkpoint`).
+
+    Raises:
+        ModelError: the folder has no finished checkpoint, or ``checkpoint`` is not one (the
+            message lists them).
+    """
+    ckpt_dir = run_dir / "checkpoints"
+    available = finished_checkpoints(ckpt_dir)
+    if not available:
+        raise ModelError(f"{ckpt_dir}: no checkpoints (*.safetensors)")
+    if checkpoint is None:
+        return best_checkpoint(run_dir, available)
+    if checkpoint not in available:
+        raise ModelError(f"unknown checkpoint {checkpoint!r} in {ckpt_dir}; available: {', '.join(available)}")
+    return checkpoint
+
+
 def best_checkpoint(run_dir: Path, available: list[str]) -> str:
     """The run id with the highest mean validation UA over domains (first on ties).
 
