@@ -154,6 +154,15 @@ def param_groups(model: Any, extractors: dict[str, Any], losses: list[Any]) -> l
 # -- one run -----------------------------------------------------------------------------
 
 
+def run_identity(recipe_seed: int, r: int, f: int) -> tuple[str, int]:
+    """``(run id, seed)`` of repeat ``r``, fold ``f``: ``("r1-f2", recipe_seed + 1)``.
+
+    The seed names the repeat (its shuffles, the reference's); the model's initialisation
+    also mixes in the fold (``seed * 1000 + f``).
+    """
+    return f"r{r}-f{f}", recipe_seed + r
+
+
 def _build_model(ctx: FitContext, run_id: str) -> tuple[Any, Any, dict[str, Any]]:
     """The run's fresh model (started from ``init_from`` and standardised): ``(model, freeze guard, init info)``."""
     from serkit.engine.init_from import start_from
@@ -270,7 +279,7 @@ def _train(ctx: FitContext, run_no: int, r: int, f: int) -> tuple[Any, dict[str,
 
     session, data = ctx.session, ctx.data
     recipe, tr, dist = session.recipe, session.recipe.train, session.dist
-    run_id, seed = f"r{r}-f{f}", recipe.seed + r
+    run_id, seed = run_identity(recipe.seed, r, f)
     seed_everything(seed * 1000 + f)
     session.threads.refresh()
     model, guard, init_info = _build_model(ctx, run_id)
@@ -317,7 +326,7 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
 
     session, data = ctx.session, ctx.data
-    run_id, seed, run_dir = f"r{r}-f{f}", session.recipe.seed + r, session.run_dir
+    (run_id, seed), run_dir = run_identity(session.recipe.seed, r, f), session.run_dir
     outcome, init_info, label = _train(ctx, run_no, r, f)
     if session.main:
         save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)

@@ -245,7 +245,7 @@ def _fit_all(
 ) -> list[dict[str, Any]]:
     """Every planned run: kept when ``--resume`` finds it finished, else trained (:func:`serkit.engine.fit.fit_run`)."""
     from serkit.engine.data import FeatureMemory
-    from serkit.engine.fit import FitContext, PooledInputs, fit_run, reference_of_run
+    from serkit.engine.fit import FitContext, PooledInputs, fit_run, reference_of_run, run_identity
 
     recipe, dist, run_dir, main = session.recipe, session.dist, session.run_dir, session.main
     memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
@@ -254,7 +254,7 @@ def _fit_all(
     ctx = FitContext(session, data, model_labels, model_head_of, memory, pooled, len(data.plan))
     outcomes: list[dict[str, Any]] = []
     for run_no, (r, f) in enumerate(data.plan):
-        run_id = f"r{r}-f{f}"
+        run_id, seed = run_identity(recipe.seed, r, f)
         done_file = run_dir / "runs" / f"{run_id}.json"
         kept = None
         finished = done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file()
@@ -265,7 +265,6 @@ def _fit_all(
             outcomes.append(fit_run(ctx, run_no, r, f))
             continue
         if main and "reference" not in kept and recipe.reference != "none":  # a run finished before 0.2
-            seed = recipe.seed + r
             kept["reference"] = reference_of_run(recipe.reference, data.domains, data.splits, run_id, pooled, seed)
         outcomes.append(kept)
         session.console.print(f"  run {run_no + 1}/{len(data.plan)} ({run_id}): finished before, kept")
