@@ -351,15 +351,22 @@ def check_dataset(dataset: Dataset, *, decode_audio: bool = True, max_files: int
     return problems
 
 
+def contract_broken(kind: str, component: Any, problems: Sequence[str]) -> AssertionError:
+    """The error every ``assert_*_contract`` raises: the component's kind, name and class,
+    then one line per problem."""
+    cls = type(component)
+    name = getattr(cls, "name", "") or cls.__name__
+    body = "\n".join(f"  - {p}" for p in problems)
+    return AssertionError(
+        f"{kind} {name!r} ({cls.__module__}.{cls.__qualname__}) breaks the {kind} contract "
+        f"({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{body}"
+    )
+
+
 def _raise_or_warn(problems: list[str], dataset: Dataset, strict: bool) -> None:
     errors = problems if strict else errors_of(problems)
     if errors:
-        cls = type(dataset)
-        body = "\n".join(f"  - {p}" for p in errors)
-        raise AssertionError(
-            f"dataset {cls.name!r} ({cls.__module__}.{cls.__qualname__}) breaks the dataset "
-            f"contract ({len(errors)} problem{'s' if len(errors) != 1 else ''}):\n{body}"
-        )
+        raise contract_broken("dataset", dataset, errors)
     for p in problems:
         warnings.warn(p[len(WARNING_PREFIX) :], ContractWarning, stacklevel=3)
 

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from serkit.errors import CacheError
 from serkit.interfaces.extractor import Extractor
-from serkit.testing.contracts import check_declaration_of, contract_fixture
+from serkit.testing.contracts import check_declaration_of, contract_broken, contract_fixture
 
 if TYPE_CHECKING:
     import numpy as np
@@ -421,12 +421,7 @@ def check_extractor(
 
 def _raise(problems: list[str], ext: Extractor) -> None:
     if problems:
-        cls = type(ext)
-        body = "\n".join(f"  - {p}" for p in problems)
-        raise AssertionError(
-            f"extractor {getattr(cls, 'name', '')!r} ({cls.__module__}.{cls.__qualname__}) breaks the extractor "
-            f"contract ({len(problems)} problem{'s' if len(problems) != 1 else ''}):\n{body}"
-        )
+        raise contract_broken("extractor", ext, problems)
 
 
 def assert_extractor_contract(

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from serkit.interfaces.encoder import Encoder, StreamContext
 from serkit.interfaces.fusion import GATES, PENALTY, Fusion, FusionOutput
 from serkit.interfaces.head import Head
-from serkit.testing.contracts import check_declaration_of, contract_fixture
+from serkit.testing.contracts import check_declaration_of, contract_broken, contract_fixture
 
 if TYPE_CHECKING:
     import torch
@@ -441,9 +441,7 @@ def check_head(head: Head, in_dim: int = 8, n_classes: Sequence[int] = (2, 5), *
 # ---------------------------------------------------------------------- assert and pytest
 def _raise(problems: list[str], component: Any) -> None:
     if problems:
-        name = getattr(type(component), "name", type(component).__name__)
-        kind = getattr(type(component), "kind", "component")
-        raise AssertionError(f"{kind} {name!r} breaks its contract:\n  " + "\n  ".join(problems))
+        raise contract_broken(getattr(type(component), "kind", "") or "component", component, problems)
 
 
 def assert_encoder_contract(encoder: Encoder, in_dim: int = 6, **kwargs: Any) -> None:

@@ -21,6 +21,7 @@ from serkit.testing.network_contract import (
     EncoderContract,
     FusionContract,
     HeadContract,
+    assert_encoder_contract,
     check_encoder,
     check_fusion,
     check_head,
@@ -95,6 +96,12 @@ def test_an_encoder_that_reads_padding_or_other_rows_is_caught() -> None:
     assert any("padded frames" in p for p in problems) and any("other rows" in p for p in problems)
     _Enc.net = lambda in_dim: nn.Identity()  # no out_dim
     assert check_encoder(_Enc()) == ["build_stream(6, ...): the network's out_dim is None; expected a positive int"]
+    with pytest.raises(AssertionError) as err:
+        assert_encoder_contract(_Enc())
+    assert str(err.value) == (
+        f"encoder '{_Enc.name}' ({__name__}._Enc) breaks the encoder contract (1 problem):\n"
+        "  - build_stream(6, ...): the network's out_dim is None; expected a positive int"
+    )
 
 
 class _Fus(Fusion):
