@@ -125,7 +125,9 @@ def _method_recipe(base: dict[str, Any], method: str, domain: str, shots: int | 
 
 
 def _runs_of(run_dir: Path) -> list[dict[str, Any]]:
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted((run_dir / "runs").glob("*.json"))]
+    from serkit.engine.run_folder import run_records
+
+    return [json.loads(p.read_text(encoding="utf-8")) for p in run_records(run_dir)]
 
 
 def _stats(values: list[float]) -> dict[str, Any]:

@@ -324,6 +324,7 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
         The run's record (``results.json``'s ``runs[i]``).
     """
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
+    from serkit.engine.run_folder import run_record
 
     session, data = ctx.session, ctx.data
     (run_id, seed), run_dir = run_identity(session.recipe.seed, r, f), session.run_dir
@@ -344,7 +345,7 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
     resumed = f" (resumed after epoch {outcome.resumed_from})" if outcome.resumed_from else ""
     session.console.print(f"  {label}: best epoch {outcome.best_epoch}{resumed}, test {tests}")
     if session.main:
-        atomic_write_json(run_dir / "runs" / f"{run_id}.json", record)  # lets --resume keep this run
+        atomic_write_json(run_record(run_dir, run_id), record)  # lets --resume keep this run
         delete_train_state(run_dir / "checkpoints" / f"{run_id}.last.json")  # the finished run needs no epoch state
     return record
 

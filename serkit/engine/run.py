@@ -246,6 +246,7 @@ def _fit_all(
     """Every planned run: kept when ``--resume`` finds it finished, else trained (:func:`serkit.engine.fit.fit_run`)."""
     from serkit.engine.data import FeatureMemory
     from serkit.engine.fit import FitContext, PooledInputs, fit_run, reference_of_run, run_identity
+    from serkit.engine.run_folder import run_record
 
     recipe, dist, run_dir, main = session.recipe, session.dist, session.run_dir, session.main
     memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
@@ -255,7 +256,7 @@ def _fit_all(
     outcomes: list[dict[str, Any]] = []
     for run_no, (r, f) in enumerate(data.plan):
         run_id, seed = run_identity(recipe.seed, r, f)
-        done_file = run_dir / "runs" / f"{run_id}.json"
+        done_file = run_record(run_dir, run_id)
         kept = None
         finished = done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file()
         if session.resume and main and finished:

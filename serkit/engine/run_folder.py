@@ -184,9 +184,19 @@ def _read_recipe_yaml(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def run_record(folder: Path, run_id: str) -> Path:
+    """``runs/<run id>.json``: the record of one finished run (repeat x fold) of a run folder."""
+    return folder / "runs" / f"{run_id}.json"
+
+
+def run_records(folder: Path) -> list[Path]:
+    """The records of the folder's finished runs, ``runs/*.json``, sorted by name."""
+    return sorted((folder / "runs").glob("*.json"))
+
+
 def _resumable(folder: Path) -> bool:
     """Whether the folder holds a finished run or an epoch state worth resuming from."""
-    return any((folder / "runs").glob("*.json")) or any((folder / "checkpoints").glob("*.last.json"))
+    return bool(run_records(folder)) or any((folder / "checkpoints").glob("*.last.json"))
 
 
 def _last_write(folder: Path) -> float:
@@ -201,7 +211,7 @@ def _last_write(folder: Path) -> float:
 
 
 def _describe(folder: Path, entries: list[str]) -> str:
-    done = len(list((folder / "runs").glob("*.json")))
+    done = len(run_records(folder))
     if (folder / "results.json").is_file():
         return f"a finished run with {done} run(s)"
     if STATE_FILE in entries or "recipe.yaml" in entries:
@@ -270,7 +280,7 @@ class RunFolder:
                     "a resumed run must compute the same thing; run the changed recipe into another --out "
                     "(or start over here with --overwrite)"
                 )
-            for done in sorted((run_dir / "runs").glob("*.json")):
+            for done in run_records(run_dir):
                 ckpt = run_dir / "checkpoints" / f"{done.stem}.safetensors"
                 if ckpt.is_file():
                     verify_checkpoint(ckpt)

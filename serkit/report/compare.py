@@ -35,7 +35,9 @@ def load_results(run_dir: str | Path, unfinished: bool = False) -> dict[str, Any
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         if unfinished and (Path(run_dir) / "recipe.yaml").is_file():
-            done = len(list((Path(run_dir) / "runs").glob("*.json")))
+            from serkit.engine.run_folder import run_records
+
+            done = len(run_records(Path(run_dir)))
             return {"unfinished": True, "protocol": "unfinished", "n_runs": done, "domains": {}}
         raise SerkitError(f"{run_dir}: no results.json (not a finished serkit run folder)") from None
     except json.JSONDecodeError as err:
