@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
 import click
 
-__all__ = ["plugin_warnings"]
+__all__ = ["load_recipe_arg", "plugin_warnings"]
 
 
 def plugin_warnings() -> None:
@@ -13,3 +17,20 @@ def plugin_warnings() -> None:
 
     for err in get_plugin_manager().errors:
         click.secho(f"warning: {err}", fg="yellow", err=True)
+
+
+def load_recipe_arg(
+    recipe: str | Path, overrides: Iterable[str] = (), unset: Iterable[str] = ()
+) -> tuple[Any, Path]:
+    """The validated recipe a command's RECIPE argument names (a YAML file, or the name of a
+    bundled recipe: ``serkit recipes``) with ``--set``/``--unset`` applied, and its file.
+
+    Raises:
+        RecipeError: no such file or bundled recipe, or every problem of the recipe.
+    """
+    from serkit.bundled import resolve_recipe
+    from serkit.config.recipe import load_recipe
+
+    path = resolve_recipe(recipe)
+    rec, _ = load_recipe(path, overrides, unset=unset)
+    return rec, path

@@ -247,11 +247,11 @@ def audit(
             raise click.UsageError("--set applies to a recipe; SOURCE is a manifest")
         result = audit_manifest(source, root=root, column=column, seed=seed, content=not no_content)
     else:
-        from serkit.config.recipe import load_recipe
+        from serkit.cli.common import load_recipe_arg
 
         if root is not None or column != "auto":
             raise click.UsageError("--root and --column apply to a manifest; SOURCE is a recipe")
-        recipe, _ = load_recipe(source, overrides)
+        recipe, _ = load_recipe_arg(source, overrides)
         result = audit_recipe(recipe, content=not no_content)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))

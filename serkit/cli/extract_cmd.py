@@ -69,13 +69,10 @@ def extract(recipe: Path, shard_text: str | None, overrides: tuple[str, ...], qu
     data.on_bad_audio: skip; skipped files are listed.
     """
     shard = parse_shard(shard_text) if shard_text is not None else torchrun_shard()
-    from serkit.cli.common import plugin_warnings
-    from serkit.config.recipe import load_recipe
+    from serkit.cli.common import load_recipe_arg, plugin_warnings
 
     plugin_warnings()
-    from serkit.bundled import resolve_recipe
-
-    rec, _ = load_recipe(resolve_recipe(recipe), overrides)
+    rec, _ = load_recipe_arg(recipe, overrides)
     run_extraction(rec, shard=shard, progress=not quiet, shard_note="" if shard_text else "from torchrun",
                    rehash=rehash)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from serkit.cli.common import plugin_warnings
+from serkit.cli.common import load_recipe_arg, plugin_warnings
 from serkit.errors import SerkitError
 
 __all__ = ["cli", "main"]
@@ -98,7 +98,6 @@ def run(
     serkit run R.yaml --nproc 2                             # 2 DDP processes (gloo on CPU)
     torchrun --nproc-per-node 4 -m serkit run R.yaml        # the same, by hand or on a cluster
     """
-    from serkit.config.recipe import load_recipe
 
     plugin_warnings()
     given = recipe  # as given on the command line (None: the run folder's own recipe.yaml)
@@ -116,10 +115,7 @@ def run(
         out = resume
     if recipe is None:
         raise click.UsageError("missing RECIPE (or --resume RUN_DIR)")
-    from serkit.bundled import resolve_recipe
-
-    recipe = resolve_recipe(recipe)
-    rec, _ = load_recipe(recipe, overrides, unset=unset)
+    rec, recipe = load_recipe_arg(recipe, overrides, unset)
     if nproc is not None:  # the recipe is valid: start the ranks, each runs this command without --nproc
         from serkit.engine.distributed import launch
 
@@ -246,15 +242,13 @@ def compare(
 )
 def validate(recipes: tuple[Path, ...], overrides: tuple[str, ...]) -> None:
     """Check RECIPES without running them; report every problem with its path and line."""
-    from serkit.bundled import resolve_recipe
-    from serkit.config.recipe import load_recipe
     from serkit.errors import RecipeError
 
     plugin_warnings()
     failed = 0
     for path in recipes:
         try:
-            load_recipe(resolve_recipe(path), overrides)
+            load_recipe_arg(path, overrides)
         except RecipeError as err:
             failed += 1
             click.secho(str(err), fg="red", err=True)

@@ -217,3 +217,9 @@ def test_manifest_without_split_or_fold_column_is_refused(tmp_path: Path) -> Non
     with pytest.raises(DatasetError, match=r"no 'split' or 'fold' column, so there are no splits to audit"):
         audit_manifest(manifest, content=False)
     assert run_cli(["data", "audit", str(manifest)]) == 2  # an error, not a finding
+
+
+def test_audit_takes_a_bundled_recipe_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(["data", "audit", "quickstart", "--no-content"]) == 0
+    out = capsys.readouterr().out
+    assert "xb: 320 utterances, 8 speakers, 4 run(s)" in out and "no findings" in out
