@@ -206,7 +206,8 @@ class _GatedMixture(nn.Module):
                 f"{self.where}: no expert stream: the selector {selector!r} is the only stream "
                 "and selector_as_expert is false"
             )
-        n_private = len(self.domains or ()) if private_projections else 0
+        # a private part only means something beside another domain: one domain keeps the plain model
+        n_private = len(self.domains or ()) if private_projections and len(self.domains or ()) > 1 else 0
         self.projections = _Projections(
             [self.stream_dims[sid] for sid in self.experts], width, activation, dropout, n_private
         )
@@ -268,7 +269,8 @@ class OMoENet(_GatedMixture):
         selector_as_expert: whether the selector stream is also one of the experts.
         gate_bias: whether the gate has a bias ``b`` (the paper writes ``softmax(W x)``).
         private_projections: each domain also gets its own projection of every expert
-            stream, added to the shared one and starting at zero (needs ``domains``).
+            stream, added to the shared one and starting at zero (needs ``domains``; with
+            a single domain the model is the plain one).
 
     Raises:
         ModelError: the selector is not a stream (the message lists them), no expert

@@ -273,9 +273,14 @@ def test_a_domain_trains_only_its_own_private_projections() -> None:
         assert grad is not None and grad[1].abs().sum() > 0 and torch.equal(grad[0], torch.zeros_like(grad[0]))
 
 
-def test_private_projections_need_domains() -> None:
+def test_private_projections_need_domains_and_a_single_domain_keeps_the_plain_model() -> None:
     with pytest.raises(ModelError, match="domains are required"):
         OMoENet(DIMS, "sel", width=3, private_projections=True)
+    torch.manual_seed(0)
+    plain = GatedNASNet(DIMS, "sel", ["en"], width=3)
+    torch.manual_seed(0)
+    one = GatedNASNet(DIMS, "sel", ["en"], width=3, private_projections=True)
+    assert one.projections.n_private == 0 and one.state_dict().keys() == plain.state_dict().keys()
 
 
 # --- errors ----------------------------------------------------------------------------
