@@ -273,6 +273,39 @@ def test_a_domain_trains_only_its_own_private_projections() -> None:
         assert grad is not None and grad[1].abs().sum() > 0 and torch.equal(grad[0], torch.zeros_like(grad[0]))
 
 
+def _conflicting_task(n: int, seed: int) -> dict[str, tuple[dict[str, torch.Tensor], torch.Tensor]]:
+    """Two domains whose labels read orthogonal directions of the same stream ``a``."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for domain, column in (("en", 0), ("de", 1)):
+        a = torch.randn(n, 6, generator=g)
+        out[domain] = ({"sel": torch.randn(n, 2, generator=g), "a": a}, (a[:, column] > 0).long())
+    return out
+
+
+def _accuracies(private: bool, seed: int = 0) -> dict[str, float]:
+    torch.manual_seed(seed)  # width 1: one shared projection can serve one domain's direction only
+    net = MMoENet({"sel": 2, "a": 6}, "sel", DOMAINS, width=1, selector_as_expert=False, private_projections=private)
+    heads = nn.ModuleDict({d: nn.Linear(1, 2) for d in DOMAINS})
+    opt = torch.optim.Adam([*net.parameters(), *heads.parameters()], lr=3e-2)
+    for _ in range(200):
+        for domain, (streams, label) in _conflicting_task(128, seed).items():
+            loss = nn.functional.cross_entropy(heads[domain](net(streams, domain).representation), label)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    with torch.no_grad():
+        return {
+            d: float((heads[d](net(x, d).representation).argmax(1) == y).float().mean())
+            for d, (x, y) in _conflicting_task(512, seed + 1).items()
+        }
+
+
+def test_private_projections_learn_what_the_shared_projection_cannot() -> None:
+    assert min(_accuracies(private=True).values()) > 0.9
+    assert min(_accuracies(private=False).values()) < 0.8
+
+
 def test_private_projections_need_domains_and_a_single_domain_keeps_the_plain_model() -> None:
     with pytest.raises(ModelError, match="domains are required"):
         OMoENet(DIMS, "sel", width=3, private_projections=True)
