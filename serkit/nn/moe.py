@@ -92,6 +92,8 @@ class _Projections(nn.Module):
     added to the shared ``Linear`` before the activation: ``W_j v + b_j + W^k_j v + b^k_j``.
     They start at zero (the shared model), so what a domain keeps apart from the others is
     what its own data pull away from the shared projection, against the weight decay.
+    With ``K = 1`` this is the plain projection written as a sum of two (same function, other
+    training steps); the row lets ``init_from`` add domains.
     """
 
     def __init__(self, dims: Sequence[int], width: int, activation: str, dropout: float, n_private: int = 0) -> None:
@@ -206,8 +208,7 @@ class _GatedMixture(nn.Module):
                 f"{self.where}: no expert stream: the selector {selector!r} is the only stream "
                 "and selector_as_expert is false"
             )
-        # a private part only means something beside another domain: one domain keeps the plain model
-        n_private = len(self.domains or ()) if private_projections and len(self.domains or ()) > 1 else 0
+        n_private = len(self.domains or ()) if private_projections else 0
         self.projections = _Projections(
             [self.stream_dims[sid] for sid in self.experts], width, activation, dropout, n_private
         )
@@ -269,8 +270,7 @@ class OMoENet(_GatedMixture):
         selector_as_expert: whether the selector stream is also one of the experts.
         gate_bias: whether the gate has a bias ``b`` (the paper writes ``softmax(W x)``).
         private_projections: each domain also gets its own projection of every expert
-            stream, added to the shared one and starting at zero (needs ``domains``; with
-            a single domain the model is the plain one).
+            stream, added to the shared one and starting at zero (needs ``domains``).
 
     Raises:
         ModelError: the selector is not a stream (the message lists them), no expert

@@ -13,7 +13,12 @@ from serkit.testing.network_contract import EncoderContract, FusionContract, Hea
 PARAMS: dict[tuple[str, str], list[dict[str, Any]]] = {
     ("encoder", "weighted_layers"): [{}, {"per_domain": True}, {"sequence_encoder": {"type": "stats_pool"}}],
     ("encoder", "cnn_bilstm_attn"): [{"channels": 4, "lstm_hidden": 4, "attention_dim": 4, "kernel_sizes": [3, 5]}],
-    ("fusion", "gated_nas"): [{"width": 6}, {"width": 6, "l0_weight": 0.1, "selector_as_expert": False}],
+    ("fusion", "gated_nas"): [
+        {"width": 6},
+        {"width": 6, "l0_weight": 0.1, "selector_as_expert": False},
+        {"width": 6, "private_projections": True},
+    ],
+    ("fusion", "mmoe"): [{}, {"private_projections": True}],
 }
 
 
@@ -54,6 +59,17 @@ class TestBuiltinFusions(FusionContract):
     @pytest.fixture(params=_specs("fusion"))
     def fusion(self, request: pytest.FixtureRequest) -> Any:
         return get_registry().create("fusion", request.param)
+
+
+class TestPrivateProjectionsFromOneDomain(FusionContract):
+    """A one-domain run with private projections can still be extended by init_from."""
+
+    stream_dims: ClassVar[dict[str, int]] = {"mfcc": 6, "ge2e": 4}
+    domains: ClassVar[tuple[str, ...]] = ("xa",)
+
+    @pytest.fixture
+    def fusion(self) -> Any:
+        return get_registry().create("fusion", {"type": "gated_nas", "width": 6, "private_projections": True})
 
 
 class TestBuiltinHeads(HeadContract):

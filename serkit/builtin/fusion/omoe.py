@@ -37,7 +37,7 @@ class OMoEFusion(Fusion):
             False,
             description="Give each domain its own projection of every stream, added to the shared one and "
             "starting at zero: a language keeps apart what its own data pull away from the shared projection "
-            "(weight decay pulls it back). With one domain the fusion is the plain one.",
+            "(weight decay pulls it back).",
         )
 
     params: Params
