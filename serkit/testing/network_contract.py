@@ -213,10 +213,10 @@ def check_encoder(
 
         registry = get_registry()
     context = StreamContext(output, layers, tuple(domains), registry)
+    torch.manual_seed(seed)  # the network's initial weights too, as in check_fusion and check_head
     net, built = _built(f"build_stream({in_dim}, ...)", lambda: encoder.build_stream(in_dim, context))
     if net is None:
         return problems + built
-    torch.manual_seed(seed)
     if output == "sequence":
         problems += _encoder_outputs(net, in_dim, domains[0], seed)
     if output == "vector":
