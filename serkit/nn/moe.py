@@ -2,7 +2,8 @@
 
 Every network first projects each expert stream ``v_j: (B, k_j)`` to a common ``width``
 with its own ``Linear`` (then an optional activation and dropout), giving
-``f_j: (B, width)``; then:
+``f_j: (B, width)`` (the gated networks can add a private projection per domain,
+``private_projections``); then:
 
 - :class:`SharedBottomNet` (SB): ``sum_j f_j``, the same for every domain;
 - :class:`OMoENet`: ``sum_j g_j(x) f_j`` with one gate ``g(x) = softmax(W x + b)`` shared
