@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from serkit.data.audio import file_sha256
-from serkit.engine.run_folder import EXPORT_MANIFEST, SPEAKER_NORM_FILES, verify_export
+from serkit.engine.run_folder import EXPORT_MANIFEST, SPEAKER_NORM_FILES, run_checkpoint, verify_export
 from serkit.errors import ModelError
 from serkit.io import atomic_write_json
 from serkit.version import __version__
@@ -81,7 +81,7 @@ def export_model(run_dir: str | Path, out: str | Path, checkpoint: str | None = 
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "checkpoints").mkdir(parents=True)
     files = {
-        f"checkpoints/{model.checkpoint}.safetensors": run_dir / "checkpoints" / f"{model.checkpoint}.safetensors",
+        f"checkpoints/{model.checkpoint}.safetensors": run_checkpoint(run_dir, model.checkpoint),
         # its SHA-256 written at training time (load_model checks it like the run folder's)
         f"checkpoints/{model.checkpoint}.safetensors.sha256": (
             run_dir / "checkpoints" / f"{model.checkpoint}.safetensors.sha256"

@@ -33,6 +33,7 @@ from serkit.engine.run_folder import (
     SPEAKER_NORM_FILES,
     choose_checkpoint,
     read_model_description,
+    run_checkpoint,
     verify_export,
 )
 from serkit.engine.speaker_norm import Norms, SpeakerNorm, StatsAccumulator, load_speaker_norm
@@ -238,7 +239,7 @@ def load_model(
         raise
     except Exception as err:  # a component's build() rejected the stored configuration
         raise ModelError(f"{model_json}: cannot build the model ({type(err).__name__}: {err})") from err
-    path = ckpt_dir / f"{checkpoint}.safetensors"
+    path = run_checkpoint(root, checkpoint)
     weights = load_weights(path)
     try:
         result = network.load_state_dict(weights, strict=False)

@@ -324,13 +324,13 @@ def fit_run(ctx: FitContext, run_no: int, r: int, f: int) -> dict[str, Any]:
         The run's record (``results.json``'s ``runs[i]``).
     """
     from serkit.engine.checkpoint import delete_train_state, save_checkpoint
-    from serkit.engine.run_folder import run_record
+    from serkit.engine.run_folder import run_checkpoint, run_record
 
     session, data = ctx.session, ctx.data
     (run_id, seed), run_dir = run_identity(session.recipe.seed, r, f), session.run_dir
     outcome, init_info, label = _train(ctx, run_no, r, f)
     if session.main:
-        save_checkpoint(run_dir / "checkpoints" / f"{run_id}.safetensors", outcome.state_dict)
+        save_checkpoint(run_checkpoint(run_dir, run_id), outcome.state_dict)
     if run_no == 0 and session.main:  # the fused test representations of the first run, for the t-SNE plot
         save_embeddings(run_dir / "embeddings" / f"{run_id}.npz", outcome.embeddings, data.labels)
     reference: dict[str, Any] = {}

@@ -81,14 +81,13 @@ def load_init_source(run: str | Path, checkpoint: str = "best") -> InitSource:
         ModelError: not a run folder, unknown checkpoint, corrupt or tampered files.
     """
     from serkit.engine.checkpoint import load_weights
-    from serkit.engine.run_folder import choose_checkpoint, read_model_description, verify_export
+    from serkit.engine.run_folder import choose_checkpoint, read_model_description, run_checkpoint, verify_export
 
     root = Path(run).expanduser().resolve()
     if not root.is_dir():
         raise ModelError(f"init_from: {root} is not a folder; expected a run folder written by 'serkit run'")
     verify_export(root)
-    ckpt_dir = root / "checkpoints"
-    info = read_model_description(ckpt_dir)
+    info = read_model_description(root / "checkpoints")
     try:
         checkpoint = choose_checkpoint(root, None if checkpoint == "best" else checkpoint)
     except ModelError as err:
@@ -100,7 +99,7 @@ def load_init_source(run: str | Path, checkpoint: str = "best") -> InitSource:
         streams=list(info["streams"]),
         labels={d: list(v) for d, v in info["labels"].items()},
         head_of=dict(info["head_of"]),
-        weights=load_weights(ckpt_dir / f"{checkpoint}.safetensors"),
+        weights=load_weights(run_checkpoint(root, checkpoint)),
     )
 
 

@@ -246,7 +246,7 @@ def _fit_all(
     """Every planned run: kept when ``--resume`` finds it finished, else trained (:func:`serkit.engine.fit.fit_run`)."""
     from serkit.engine.data import FeatureMemory
     from serkit.engine.fit import FitContext, PooledInputs, fit_run, reference_of_run, run_identity
-    from serkit.engine.run_folder import run_record
+    from serkit.engine.run_folder import run_checkpoint, run_record
 
     recipe, dist, run_dir, main = session.recipe, session.dist, session.run_dir, session.main
     memory = FeatureMemory(int(recipe.data.feature_memory_gib * 2**30))  # every fold reads the store once
@@ -258,7 +258,7 @@ def _fit_all(
         run_id, seed = run_identity(recipe.seed, r, f)
         done_file = run_record(run_dir, run_id)
         kept = None
-        finished = done_file.is_file() and (run_dir / "checkpoints" / f"{run_id}.safetensors").is_file()
+        finished = done_file.is_file() and run_checkpoint(run_dir, run_id).is_file()
         if session.resume and main and finished:
             kept = json.loads(done_file.read_text(encoding="utf-8"))
         kept = dist.broadcast_object(kept)  # rank 0 decides: only its file system need hold the folder

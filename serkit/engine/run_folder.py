@@ -189,6 +189,11 @@ def run_record(folder: Path, run_id: str) -> Path:
     return folder / "runs" / f"{run_id}.json"
 
 
+def run_checkpoint(folder: Path, run_id: str) -> Path:
+    """``checkpoints/<run id>.safetensors``: the weights one finished run selected."""
+    return folder / "checkpoints" / f"{run_id}.safetensors"
+
+
 def run_records(folder: Path) -> list[Path]:
     """The records of the folder's finished runs, ``runs/*.json``, sorted by name."""
     return sorted((folder / "runs").glob("*.json"))
@@ -281,7 +286,7 @@ class RunFolder:
                     "(or start over here with --overwrite)"
                 )
             for done in run_records(run_dir):
-                ckpt = run_dir / "checkpoints" / f"{done.stem}.safetensors"
+                ckpt = run_checkpoint(run_dir, done.stem)
                 if ckpt.is_file():
                     verify_checkpoint(ckpt)
             if state is not None:
