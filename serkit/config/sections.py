@@ -107,7 +107,8 @@ class SpeakerProtocol(Section):
         0.2,
         gt=0,
         lt=1,
-        description="Fraction of each fold's training speakers held out for validation (at least one).",
+        description="Fraction of each fold's training speakers held out for validation (at least one), "
+        "drawn so that validation shows every label that two or more training speakers show.",
     )
     folds: list[int] | None = Field(
         None, description="Run only these folds (0-based); default: every fold."

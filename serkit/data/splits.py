@@ -124,6 +124,11 @@ def speaker_split(
 ) -> Split:
     """Test = utterances of ``test_speakers``; val = a fraction of the other speakers.
 
+    The validation speakers are drawn at random, but so that validation shows every
+    label that two or more training speakers show and training keeps every label,
+    where the speakers allow it (:func:`_val_speakers`): otherwise, in corpora whose
+    speakers show one or two emotions, validation UA would ignore whole classes.
+
     At least one training speaker goes to validation when there are two or more; with
     a single training speaker, validation falls back to a stratified 20% of its
     utterances (and the split is still speaker-independent between train and test).
@@ -137,12 +142,70 @@ def speaker_split(
     rest = [i for i, s in enumerate(speakers) if s not in test_set]
     if len(train_spk) >= 2:
         n_val = min(max(1, round(len(train_spk) * val_speakers)), len(train_spk) - 1)
-        chosen = {train_spk[i] for i in rng.permutation(len(train_spk))[:n_val]}
+        shown: dict[str, set[str]] = defaultdict(set)
+        for i in rest:
+            shown[speakers[i]].add(labels[i])
+        chosen = set(_val_speakers(train_spk, shown, n_val, rng))
         val_idx = [i for i in rest if speakers[i] in chosen]
         train_idx = [i for i in rest if speakers[i] not in chosen]
     else:
         val_idx, train_idx = _stratified_take(rest, labels, 0.2, rng)
     return Split(tuple(sorted(train_idx)), tuple(sorted(val_idx)), tuple(sorted(test_idx)))
+
+
+#: Random draws of validation speakers tried before the greedy choice (:func:`_val_speakers`).
+VAL_DRAWS = 1000
+
+
+def _val_speakers(names: list[str], shown: dict[str, set[str]], n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` of the training speakers ``names`` for validation.
+
+    ``shown``: speaker -> the labels they show. A draw is *fine* when training keeps every
+    label and validation shows every label that two or more training speakers show. The
+    first fine draw of up to :data:`VAL_DRAWS` random draws is taken (a uniform choice
+    among fine sets; in acted corpora the first draw, as without the condition). Where
+    none is fine, speakers are taken in the first draw's order: first those who add a
+    label validation lacks, then any, passing over a speaker whose taking would leave
+    training without a label while others remain.
+    """
+    holders: Counter[str] = Counter(lab for s in names for lab in shown[s])
+    wanted = {lab for lab, c in holders.items() if c >= 2}
+
+    def fine(chosen: list[str]) -> bool:
+        left = Counter(lab for s in names if s not in chosen for lab in shown[s])
+        seen = set().union(*(shown[s] for s in chosen))
+        return wanted <= seen and all(left[lab] for lab in holders)
+
+    first = [names[i] for i in rng.permutation(len(names))]
+    order = first
+    for _ in range(VAL_DRAWS):
+        if fine(order[:n]):
+            return order[:n]
+        order = [names[i] for i in rng.permutation(len(names))]
+    return _greedy_val_speakers(first, shown, n, wanted)
+
+
+def _greedy_val_speakers(order: list[str], shown: dict[str, set[str]], n: int, wanted: set[str]) -> list[str]:
+    """:func:`_val_speakers`' fallback: ``n`` speakers taken in ``order``."""
+    chosen: list[str] = []
+    left = Counter(lab for s in order for lab in shown[s])
+
+    def keeps_training(s: str) -> bool:
+        return all(left[lab] > 1 for lab in shown[s])
+
+    def take(s: str) -> None:
+        chosen.append(s)
+        left.subtract(shown[s])
+
+    for s in order:  # speakers who add a label that validation still lacks
+        seen = set().union(*(shown[c] for c in chosen))
+        if len(chosen) < n and shown[s] & (wanted - seen) and keeps_training(s):
+            take(s)
+    for strict in (True, False):  # then any, training's labels first
+        for s in order:
+            if len(chosen) < n and s not in chosen and (keeps_training(s) or not strict):
+                take(s)
+    return chosen
 
 
 def holdout_split(labels: Sequence[str], *, val: float = 0.2, seed: int = 0) -> Split:

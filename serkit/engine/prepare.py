@@ -469,8 +469,9 @@ def _check_split(d: str, dd: DomainData, s: Split, own: list[str], run: tuple[in
         if blind:
             warnings.warn(
                 f"domains.{d}: repeat {r} fold {f}: the validation set has no utterances of {blind}, "
-                "so model selection cannot see them (speakers who show few emotions; try other "
-                "protocol.val_speakers or fewer folds)",
+                "so model selection cannot see them (validation speakers are drawn to show every label "
+                "that two or more training speakers show; a label only one training speaker shows stays "
+                "in training; try other protocol.val_speakers or fewer folds)",
                 UserWarning,
                 stacklevel=3,  # plan_splits' caller, as before the split into helpers
             )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from serkit.data.splits import random_split, speaker_folds, speaker_split
@@ -74,6 +75,44 @@ def test_speaker_split_never_shares_a_speaker() -> None:
         assert set(s.train) | set(s.val) | set(s.test) == set(range(len(spk)))
         seen_test |= sets[2]
     assert seen_test == set(spk)
+
+
+def one_emotion_corpus(n_speakers: int = 16, per: int = 5) -> tuple[list[str], list[str]]:
+    """Speakers who each show one emotion (labels a-d in turn), as in spontaneous corpora."""
+    spk = [f"s{s:02d}" for s in range(n_speakers) for _ in range(per)]
+    return spk, ["abcd"[int(s[1:]) % 4] for s in spk]
+
+
+def test_validation_speakers_show_every_label_when_speakers_show_one_emotion() -> None:
+    spk, labels = one_emotion_corpus()
+    plain_misses = 0
+    for seed in range(20):
+        s = speaker_split(labels, spk, ["s00", "s01", "s02", "s03"], val_speakers=0.34, seed=seed)
+        assert {labels[i] for i in s.val} == set("abcd")  # 4 of the 12 training speakers
+        assert {labels[i] for i in s.train} == set("abcd")
+        assert len({spk[i] for i in s.val}) == 4
+        order = np.random.default_rng(seed).permutation(12)[:4]  # what a plain random draw takes
+        plain_misses += len({"abcd"[(4 + int(j)) % 4] for j in order}) < 4
+    assert plain_misses >= 10  # the plain draw would have missed a label in most splits
+
+
+def test_validation_speakers_of_an_acted_corpus_are_a_plain_random_draw() -> None:
+    spk, labels = corpus(n_speakers=10)  # everyone acts every label
+    for seed in range(5):
+        s = speaker_split(labels, spk, ["s0", "s1"], val_speakers=0.25, seed=seed)
+        train_spk = [f"s{i}" for i in range(2, 10)]
+        expected = {train_spk[j] for j in np.random.default_rng(seed).permutation(8)[:2]}
+        assert {spk[i] for i in s.val} == expected
+
+
+def test_a_label_only_one_training_speaker_shows_stays_in_training() -> None:
+    spk = ["t"] * 4 + ["u"] * 4 + ["v"] * 4 + ["w"] * 4
+    labels = ["a"] * 4 + ["b"] * 4 + ["a"] * 4 + ["a"] * 2 + ["b"] * 2
+    for seed in range(10):
+        s = speaker_split(labels, spk, ["t"], val_speakers=0.5, seed=seed)
+        assert "u" not in {spk[i] for i in s.val} or "w" not in {spk[i] for i in s.val}
+        assert {labels[i] for i in s.train} == {"a", "b"}
+        assert {labels[i] for i in s.val} == {"a", "b"}
 
 
 def test_speaker_split_with_one_training_speaker_uses_its_utterances_for_val() -> None:
