@@ -27,6 +27,7 @@ from serkit.data.splits import Split
 from serkit.engine.precheck import check_protocol
 from serkit.engine.prepare import DomainData, Features, Prepared, load_domains, prepare
 from serkit.engine.session import Session
+from serkit.errors import SerkitError
 from serkit.io import atomic_write_json, atomic_write_text
 from serkit.paths import cache_dir
 from serkit.plugins import get_plugin_manager
@@ -94,13 +95,42 @@ def _environment(device: str) -> dict[str, Any]:
 
 
 def _write_splits(run_dir: Path, domain_id: str, domain: DomainData, splits: dict[str, Split]) -> None:
+    """Write ``splits/<domain>.csv``; a resumed run must find the splits it started with.
+
+    Raises:
+        SerkitError: the file exists (``--resume``) and differs: the corpus or serkit's
+            split rules changed since the run started, so finished and new runs would
+            not be comparable.
+    """
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["id", "speaker", "label", *splits])
     roles = {name: s.role_of() for name, s in splits.items()}
     for i, u in enumerate(domain.utterances):
         w.writerow([u.id, u.speaker, u.label, *(roles[n].get(i, "") for n in splits)])
-    atomic_write_text(run_dir / "splits" / f"{domain_id}.csv", buf.getvalue())
+    path = run_dir / "splits" / f"{domain_id}.csv"
+    change = _split_changes(path.read_text(), buf.getvalue()) if path.is_file() else None
+    if change:
+        raise SerkitError(
+            f"--resume {run_dir}: the splits of domain '{domain_id}' differ from those this run started with "
+            f"({path}): {change}. The corpus or serkit's split rules "
+            "changed since; finished and new runs would not be comparable. Run into another --out (or start "
+            "over here with --overwrite)"
+        )
+    atomic_write_text(path, buf.getvalue())
+
+
+def _split_changes(old: str, new: str) -> str | None:
+    """What differs between two ``splits/<domain>.csv`` texts, in a few words; None if nothing."""
+    before, after = list(csv.reader(io.StringIO(old))), list(csv.reader(io.StringIO(new)))
+    if before == after:
+        return None
+    if [r[:3] for r in before] != [r[:3] for r in after]:
+        return "the utterances differ"
+    if before[0] != after[0]:
+        return "the runs differ"
+    runs = [name for j, name in enumerate(after[0][3:], start=3) if [r[j] for r in before] != [r[j] for r in after]]
+    return f"the roles of utterances differ in run(s) {', '.join(runs)}"
 
 
 def run_recipe(

@@ -6,7 +6,9 @@ folder that holds files is refused, unless
 * ``resume``: the run in it continues. The recipe must be the one that started it (every
   field but those of :data:`RESUME_FREE_FIELDS`, which say where and how fast it runs, not
   what it computes); otherwise a :class:`~serkit.errors.SerkitError` lists every changed
-  field. The checkpoints of its finished runs are checked against their SHA-256 first.
+  field. The checkpoints of its finished runs are checked against their SHA-256 first, and
+  the splits it plans must be those it started with (``splits/``; the corpus or serkit's
+  split rules may have changed).
 * ``overwrite``: the previous run's outputs (:data:`RUN_OUTPUTS`: its runs, checkpoints,
   results, report...) are deleted first. A folder that is not a serkit run folder is
   never cleared.

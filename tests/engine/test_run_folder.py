@@ -113,6 +113,31 @@ def test_resume_refuses_another_recipe_listing_every_change(
     assert not (copy / "runs" / "r0-f2.json").exists() and not (copy / "results.json").exists()
 
 
+def test_resume_refuses_splits_other_than_those_the_run_started_with(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "results.json").unlink()
+    (copy / "runs" / "r0-f2.json").unlink()
+    splits = copy / "splits" / "xa.csv"
+    rows = splits.read_text().splitlines()
+    header = rows[0].split(",")
+    j = header.index("r0-f1")
+    first = next(i for i, r in enumerate(rows[1:], start=1) if r.split(",")[j] == "train")
+    cells = rows[first].split(",")
+    cells[j] = "val"  # as if serkit had drawn another validation speaker when the run started
+    rows[first] = ",".join(cells)
+    splits.write_text("\n".join(rows) + "\n")
+    assert run_cli(["run", "--resume", str(copy), "--quiet"]) == 2
+    assert error_of(capsys).splitlines(keepends=True)[-1] == (
+        f"error: --resume {copy}: the splits of domain 'xa' differ from those this run started with ({splits}): "
+        "the roles of utterances differ in run(s) r0-f1. The corpus or serkit's split rules changed since; "
+        "finished and new runs would not be comparable. Run into another --out (or start over here with "
+        "--overwrite)\n"
+    )
+    assert not (copy / "runs" / "r0-f2.json").exists() and "val" in splits.read_text().splitlines()[first]
+
+
 def test_interrupted_then_resumed_run_reports_the_whole_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
