@@ -8,7 +8,7 @@ also written to the run folder).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +19,7 @@ __all__ = [
     "Split",
     "few_shot",
     "holdout_split",
+    "labels_by_speaker",
     "predefined_splits",
     "random_split",
     "speaker_folds",
@@ -142,15 +143,21 @@ def speaker_split(
     rest = [i for i, s in enumerate(speakers) if s not in test_set]
     if len(train_spk) >= 2:
         n_val = min(max(1, round(len(train_spk) * val_speakers)), len(train_spk) - 1)
-        shown: dict[str, set[str]] = defaultdict(set)
-        for i in rest:
-            shown[speakers[i]].add(labels[i])
+        shown = labels_by_speaker((speakers[i], labels[i]) for i in rest)
         chosen = set(_val_speakers(train_spk, shown, n_val, rng))
         val_idx = [i for i in rest if speakers[i] in chosen]
         train_idx = [i for i in rest if speakers[i] not in chosen]
     else:
         val_idx, train_idx = _stratified_take(rest, labels, 0.2, rng)
     return Split(tuple(sorted(train_idx)), tuple(sorted(val_idx)), tuple(sorted(test_idx)))
+
+
+def labels_by_speaker(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """speaker -> the labels of its utterances, from ``(speaker, label)`` pairs."""
+    by_speaker: dict[str, set[str]] = {}
+    for spk, lab in pairs:
+        by_speaker.setdefault(spk, set()).add(lab)
+    return by_speaker
 
 
 #: Random draws of validation speakers tried before the greedy choice (:func:`_val_speakers`).
@@ -172,7 +179,7 @@ def _val_speakers(names: list[str], shown: dict[str, set[str]], n: int, rng: np.
     wanted = {lab for lab, c in holders.items() if c >= 2}
 
     def fine(chosen: list[str]) -> bool:
-        left = Counter(lab for s in names if s not in chosen for lab in shown[s])
+        left = holders - Counter(lab for s in chosen for lab in shown[s])
         seen = set().union(*(shown[s] for s in chosen))
         return wanted <= seen and all(left[lab] for lab in holders)
 
@@ -182,13 +189,16 @@ def _val_speakers(names: list[str], shown: dict[str, set[str]], n: int, rng: np.
         if fine(order[:n]):
             return order[:n]
         order = [names[i] for i in rng.permutation(len(names))]
-    return _greedy_val_speakers(first, shown, n, wanted)
+    return _greedy_val_speakers(first, shown, n, wanted, holders)
 
 
-def _greedy_val_speakers(order: list[str], shown: dict[str, set[str]], n: int, wanted: set[str]) -> list[str]:
-    """:func:`_val_speakers`' fallback: ``n`` speakers taken in ``order``."""
+def _greedy_val_speakers(
+    order: list[str], shown: dict[str, set[str]], n: int, wanted: set[str], holders: Counter[str]
+) -> list[str]:
+    """:func:`_val_speakers`' fallback: ``n`` speakers taken in ``order`` (``holders``: label ->
+    how many of them show it)."""
     chosen: list[str] = []
-    left = Counter(lab for s in order for lab in shown[s])
+    left = holders.copy()
 
     def keeps_training(s: str) -> bool:
         return all(left[lab] > 1 for lab in shown[s])

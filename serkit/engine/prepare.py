@@ -13,7 +13,7 @@ nothing into the run folder; the run does (bad files, splits, speaker statistics
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from serkit.data.splits import (
     Split,
     few_shot,
     holdout_split,
+    labels_by_speaker,
     predefined_splits,
     random_split,
     speaker_folds,
@@ -331,15 +332,7 @@ def label_coverage(pairs: list[tuple[str, str]]) -> float:
     spontaneous speech whose speakers show one or two emotions (per-speaker
     standardisation then removes emotion along with the speaker).
     """
-    return _coverage(_labels_by_speaker(pairs))
-
-
-def _labels_by_speaker(pairs: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
-    """speaker -> the labels of its utterances."""
-    by_speaker: dict[str, set[str]] = {}
-    for spk, lab in pairs:
-        by_speaker.setdefault(spk, set()).add(lab)
-    return by_speaker
+    return _coverage(labels_by_speaker(pairs))
 
 
 def _coverage(by_speaker: Mapping[str, set[str]]) -> float:
@@ -359,7 +352,7 @@ def speaker_norms(
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for d, dd in domains.items():
         speakers = [u.speaker for u in dd.utterances]
-        by_spk = _labels_by_speaker((u.speaker, u.label) for u in dd.utterances)
+        by_spk = labels_by_speaker((u.speaker, u.label) for u in dd.utterances)
         n_labels = len(own_labels[d])
         if getattr(recipe.data, "speaker_norm", True) == "auto":  # a corpus-design check (like the warning)
             if _coverage(by_spk) < recipe.data.speaker_norm_auto_coverage:
