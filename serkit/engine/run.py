@@ -102,14 +102,12 @@ def _write_splits(run_dir: Path, domain_id: str, domain: DomainData, splits: dic
             split rules changed since the run started, so finished and new runs would
             not be comparable.
     """
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["id", "speaker", "label", *splits])
     roles = {name: s.role_of() for name, s in splits.items()}
+    rows = [["id", "speaker", "label", *splits]]
     for i, u in enumerate(domain.utterances):
-        w.writerow([u.id, u.speaker, u.label, *(roles[n].get(i, "") for n in splits)])
+        rows.append([u.id, u.speaker, u.label, *(roles[n].get(i, "") for n in splits)])
     path = run_dir / "splits" / f"{domain_id}.csv"
-    change = _split_changes(path.read_text(), buf.getvalue()) if path.is_file() else None
+    change = _split_changes(list(csv.reader(io.StringIO(path.read_text()))), rows) if path.is_file() else None
     if change:
         raise SerkitError(
             f"--resume {run_dir}: the splits of domain '{domain_id}' differ from those this run started with "
@@ -117,12 +115,14 @@ def _write_splits(run_dir: Path, domain_id: str, domain: DomainData, splits: dic
             "changed since; finished and new runs would not be comparable. Run into another --out (or start "
             "over here with --overwrite)"
         )
+    buf = io.StringIO()
+    csv.writer(buf).writerows(rows)
     atomic_write_text(path, buf.getvalue())
 
 
-def _split_changes(old: str, new: str) -> str | None:
-    """What differs between two ``splits/<domain>.csv`` texts, in a few words; None if nothing."""
-    before, after = list(csv.reader(io.StringIO(old))), list(csv.reader(io.StringIO(new)))
+def _split_changes(before: list[list[str]], after: list[list[str]]) -> str | None:
+    """What differs between two ``splits/<domain>.csv`` tables (rows of cells), in a few words;
+    None if nothing."""
     if before == after:
         return None
     if [r[:3] for r in before] != [r[:3] for r in after]:

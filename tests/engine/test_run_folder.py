@@ -44,6 +44,14 @@ def recipe_file(folder: Path, text: str = RECIPE) -> Path:
     return path
 
 
+def unfinished_copy(run: Path, tmp_path: Path) -> Path:
+    """A copy of the finished run with its last run (r0-f2) and its results removed: a run to resume."""
+    copy = shutil.copytree(run, tmp_path / "run")
+    (copy / "results.json").unlink()
+    (copy / "runs" / "r0-f2.json").unlink()
+    return copy
+
+
 def error_of(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     assert "Traceback" not in err
@@ -92,9 +100,7 @@ def test_overwrite_leaves_no_stale_checkpoint(run: Path, tmp_path: Path) -> None
 def test_resume_refuses_another_recipe_listing_every_change(
     run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = shutil.copytree(run, tmp_path / "run")
-    (copy / "results.json").unlink()
-    (copy / "runs" / "r0-f2.json").unlink()
+    copy = unfinished_copy(run, tmp_path)
     changed = recipe_file(tmp_path, RECIPE.replace("epochs: 2", "epochs: 1").replace("hidden: [16]", "hidden: [8]"))
     args = ["run", str(changed), "--resume", str(copy), "--set", "data.extract_workers=0", "--quiet"]
     assert run_cli(args) == 2
@@ -116,9 +122,7 @@ def test_resume_refuses_another_recipe_listing_every_change(
 def test_resume_refuses_splits_other_than_those_the_run_started_with(
     run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    copy = shutil.copytree(run, tmp_path / "run")
-    (copy / "results.json").unlink()
-    (copy / "runs" / "r0-f2.json").unlink()
+    copy = unfinished_copy(run, tmp_path)
     splits = copy / "splits" / "xa.csv"
     rows = splits.read_text().splitlines()
     header = rows[0].split(",")
